@@ -1,0 +1,3 @@
+from wattd.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Command-line entry point.
+
+Sub-commands live in their own modules and are imported only when chosen,
+so ``wattd mark`` (run inside benchmark loops) starts without importing the
+daemon, structlog, yaml or influxdb-client.
+
+Each command module provides ``configure(parser)`` and ``execute(args) -> int``.
+Exit status: 0 success, 1 operation failed, 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Keep sorted by how often users type them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("wattd.cli.cmd_run", "run the daemon"),
+    "simulate": ("wattd.cli.cmd_simulate", "serve a simulated meter on a pseudo-terminal"),
+    "replay": ("wattd.cli.cmd_replay", "decode a capture or raw byte file"),
+    "capture": ("wattd.cli.cmd_capture", "record a meter's serial output with timing"),
+    "check-config": ("wattd.cli.cmd_check_config", "validate a configuration file"),
+}
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    from wattd import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="wattd",
+        description="Energy measurement daemon for software benchmarks.",
+        epilog="commands:\n" + "\n".join(f"  {n:<14} {h}" for n, (_, h) in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wattd {__version__}")
+    parser.add_argument("command", nargs="?", help="one of the commands below")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0].startswith("-"):
+        top = _top_parser()
+        top.parse_args(args)  # handles --version / --help (exits)
+        top.print_help(sys.stderr)
+        return EXIT_USAGE
+    name = args[0]
+    if name not in COMMANDS:
+        print(f"wattd: unknown command {name!r} (try 'wattd --help')", file=sys.stderr)
+        return EXIT_USAGE
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"wattd {name}", description=help_text)
+    module.configure(parser)
+    ns = parser.parse_args(args[1:])
+    try:
+        return int(module.execute(ns))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - last line of defence: a message, not a traceback
+        from wattd.errors import ConfigError, UsageError
+
+        if isinstance(exc, ConfigError | UsageError):
+            print(f"wattd {name}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise

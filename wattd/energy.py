@@ -1,0 +1,167 @@
+"""The one definition of a run's energy, shared by the daemon (online, on
+CLOCK_BOOTTIME stamps) and ``wattd report`` (offline, on CLOCK_REALTIME stamps).
+
+Power is a sampled signal: between two consecutive readings it is linearly
+interpolated; before the first or after the last known reading it is held
+constant (that span is reported as ``extrapolated_s``). A run's energy is
+the exact integral of that signal over [start, stop]. ``samples``, ``min_w``
+and ``max_w`` describe the readings with start <= t < stop (the interpolated
+boundary powers when no reading falls inside).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+NS = 1_000_000_000
+
+
+@dataclass(slots=True, frozen=True)
+class EnergyResult:
+    energy_j: float
+    duration_s: float
+    mean_w: float
+    min_w: float
+    max_w: float
+    samples: int
+    extrapolated_s: float
+
+
+def _lerp(t0: int, p0: float, t1: int, p1: float, t: int) -> float:
+    if t1 == t0:
+        return p1
+    return p0 + (p1 - p0) * ((t - t0) / (t1 - t0))
+
+
+# One history entry: (t_ns, power_w, energy from start to t in W*ns, samples in
+# [start, t], min, max, extrapolated ns before the first reading).
+_Entry = tuple[int, float, float, int, float, float]
+
+
+class IntervalIntegrator:
+    """Streaming integral of power from ``start_ns`` on.
+
+    Feed readings in time order with :meth:`add`; readings before the start
+    are allowed (the last one brackets the start). :meth:`result` gives the
+    integral up to any stop time not older than the retained history (the
+    last ``history`` readings), so a phase can close while the run goes on
+    and a stop can be resolved after readings past it have arrived.
+    Memory is O(history).
+    """
+
+    __slots__ = ("_before", "_head_extrap_ns", "_hist", "_truncated", "start_ns")
+
+    def __init__(self, start_ns: int, history: int = 256) -> None:
+        self.start_ns = start_ns
+        self._before: tuple[int, float] | None = None  # last reading with t < start
+        self._hist: deque[_Entry] = deque(maxlen=history)  # readings with t >= start
+        self._head_extrap_ns = 0
+        self._truncated = False  # the oldest in-run readings fell out of the history
+
+    @property
+    def last_t_ns(self) -> int | None:
+        if self._hist:
+            return self._hist[-1][0]
+        return None if self._before is None else self._before[0]
+
+    def add(self, t_ns: int, power_w: float) -> None:
+        """Add one reading. Out-of-order readings (older than the last) are ignored."""
+        last_t = self.last_t_ns
+        if last_t is not None and t_ns < last_t:
+            return
+        start = self.start_ns
+        if t_ns < start:
+            self._before = (t_ns, power_w)
+            return
+        if not self._hist:
+            if self._before is None:
+                self._head_extrap_ns = t_ns - start
+                energy = power_w * (t_ns - start)
+            else:
+                b_t, b_p = self._before
+                p_start = _lerp(b_t, b_p, t_ns, power_w, start)
+                energy = (p_start + power_w) * 0.5 * (t_ns - start)
+            self._hist.append((t_ns, power_w, energy, 1, power_w, power_w))
+            return
+        if len(self._hist) == self._hist.maxlen:
+            self._truncated = True
+        p_t, p_p, p_e, p_n, p_min, p_max = self._hist[-1]
+        energy = p_e + (p_p + power_w) * 0.5 * (t_ns - p_t)
+        self._hist.append((t_ns, power_w, energy, p_n + 1, min(p_min, power_w),
+                           max(p_max, power_w)))
+
+    def covers(self, stop_ns: int) -> bool:
+        """True once a reading at or after ``stop_ns`` has been added."""
+        last_t = self.last_t_ns
+        return last_t is not None and last_t >= stop_ns
+
+    def result(self, stop_ns: int) -> EnergyResult:
+        """The integral over [start, stop]. Raises ValueError if no reading was
+        ever added or the stop is older than the retained history."""
+        start = self.start_ns
+        if stop_ns < start:
+            stop_ns = start
+        duration_ns = stop_ns - start
+        hist = self._hist
+        # Find the last entry with t < stop (entries hold readings with t >= start).
+        idx = len(hist) - 1
+        while idx >= 0 and hist[idx][0] >= stop_ns:
+            idx -= 1
+        nxt: tuple[int, float] | None = None
+        if idx + 1 < len(hist):
+            nxt = (hist[idx + 1][0], hist[idx + 1][1])
+        if idx < 0:
+            # No reading inside [start, stop): bracket with `before` and `nxt`.
+            if self._truncated:
+                raise ValueError("stop is older than the retained history")
+            if self._before is None and nxt is None:
+                raise ValueError("no reading to integrate")
+            return self._bracketed(start, stop_ns, self._before, nxt)
+        t, p, energy, n, lo, hi = hist[idx]
+        extrap = self._head_extrap_ns
+        if nxt is None:
+            energy += p * (stop_ns - t)
+            extrap += stop_ns - t
+        else:
+            p_stop = _lerp(t, p, nxt[0], nxt[1], stop_ns)
+            energy += (p + p_stop) * 0.5 * (stop_ns - t)
+        return _make(energy, duration_ns, n, lo, hi, extrap)
+
+    @staticmethod
+    def _bracketed(start: int, stop: int, before: tuple[int, float] | None,
+                   after: tuple[int, float] | None) -> EnergyResult:
+        duration_ns = stop - start
+        if before is not None and after is not None:
+            p0 = _lerp(before[0], before[1], after[0], after[1], start)
+            p1 = _lerp(before[0], before[1], after[0], after[1], stop)
+            extrap = 0
+        elif before is not None:
+            p0 = p1 = before[1]
+            extrap = duration_ns
+        else:
+            assert after is not None
+            p0 = p1 = after[1]
+            extrap = duration_ns
+        energy = (p0 + p1) * 0.5 * duration_ns
+        return _make(energy, duration_ns, 0, min(p0, p1), max(p0, p1), extrap)
+
+
+def _make(energy_wns: float, duration_ns: int, samples: int, lo: float, hi: float,
+          extrap_ns: int) -> EnergyResult:
+    energy_j = energy_wns / NS
+    duration_s = duration_ns / NS
+    mean_w = energy_j / duration_s if duration_ns > 0 else lo
+    return EnergyResult(energy_j=energy_j, duration_s=duration_s, mean_w=mean_w, min_w=lo,
+                        max_w=hi, samples=samples, extrapolated_s=extrap_ns / NS)
+
+
+def integrate(readings: Iterable[tuple[int, float]], start_ns: int, stop_ns: int) -> EnergyResult:
+    """Offline form: integrate time-ordered (t_ns, power_w) readings over [start, stop]."""
+    integ = IntervalIntegrator(start_ns, history=2)
+    for t_ns, power_w in readings:
+        if integ.covers(stop_ns):
+            break
+        integ.add(t_ns, power_w)
+    return integ.result(stop_ns)
