@@ -1,1 +1,1 @@
-"""clock."""
+"""Time: realtime stamps, boot-time durations, kernel clock health (SPEC 7)."""
