@@ -30,6 +30,7 @@ class Measurement:
     energy_j: float | None = None  # hardware counter energy since this decoder started
     pf_count: int | None = None  # raw pulse/CF counter where the chip has one
     status: Status = "ok"
+    frequency_hz: float | None = None  # mains frequency where the chip measures it (BL0942)
 
 
 @dataclass(slots=True, frozen=True)
