@@ -1,0 +1,264 @@
+"""The journal writer (SPEC 4).
+
+Every point goes here first. Readings are fsynced at least every
+``fsync_interval_s``; markers and run results (``durable=True``) at once.
+Segments rotate at ``segment_bytes``; closed segments are gzip-compressed in
+a worker thread; the directory is kept under ``max_bytes`` (and
+``max_age_days``) by deleting the oldest closed segments, counting any
+undelivered data that had to go. A torn last line (a crash mid-write) is cut
+off on open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+
+from wattd.config import JournalConfig
+from wattd.errors import ConfigError
+from wattd.journal.cursor import CursorStore
+from wattd.journal.segments import Position, SegmentInfo, list_segments, segment_name
+from wattd.logsetup import get_logger
+
+log = get_logger("wattd.journal")
+
+FsyncFn = Callable[[int], None]
+
+
+def _compress_file(src: Path) -> None:
+    dst = src.with_name(src.name + ".gz")
+    tmp = src.with_name(src.name + ".gz.tmp")
+    with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+    src.unlink()
+
+
+class Journal:
+    def __init__(self, cfg: JournalConfig, *, fsync: FsyncFn = os.fsync,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.dir = Path(cfg.dir)
+        self.cursors = CursorStore(self.dir)
+        self.data_event = asyncio.Event()
+        self._fsync = fsync
+        self._clock = clock
+        self._file: Any = None
+        self._segment = 0
+        self._offset = 0
+        self._dirty = False
+        self._last_fsync = clock()
+        self._lock = asyncio.Lock()
+        self._fsync_task: asyncio.Task[None] | None = None
+        self._bg: set[asyncio.Task[None]] = set()
+        # Never let one segment take more than a quarter of the bound.
+        self._segment_bytes = max(4096, min(cfg.segment_bytes, cfg.max_bytes // 4))
+        self.lines_written = 0
+        self.fsyncs = 0
+        self.torn_lines_cut = 0
+        self.segments_deleted = 0
+        self.undelivered_bytes_dropped = 0
+        self.write_errors = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / ".wattd-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"journal directory {str(self.dir)!r} is not writable: "
+                              f"{exc.strerror}", key="journal.dir") from None
+        segments = list_segments(self.dir)
+        last = segments[-1] if segments else None
+        if last is not None and not last.compressed:
+            self._segment = last.number
+            self._cut_torn_tail(last.path)
+        else:
+            self._segment = (last.number + 1) if last else 1
+        path = self.dir / segment_name(self._segment)
+        self._file = await aiofiles.open(path, "ab")
+        self._offset = path.stat().st_size
+        # Plain segments left behind by a crash during compression.
+        for info in segments:
+            if not info.compressed and info.number != self._segment:
+                self._compress_later(info.path)
+        self._enforce_bounds()
+        self._fsync_task = asyncio.create_task(self._fsync_loop(), name="journal-fsync")
+        log.info("journal_open", dir=str(self.dir), segment=self._segment, offset=self._offset)
+
+    def _cut_torn_tail(self, path: Path) -> None:
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            back = min(size, 1 << 16)
+            fh.seek(size - back)
+            tail = fh.read(back)
+            if tail.endswith(b"\n"):
+                return
+            cut = tail.rfind(b"\n")
+            new_size = size - back + cut + 1 if cut >= 0 else (0 if back == size else size)
+            if new_size == size:
+                return
+            fh.truncate(new_size)
+            os.fsync(fh.fileno())
+        self.torn_lines_cut += 1
+        log.warning("journal_torn_line_skipped", segment=path.name, bytes=size - new_size)
+
+    async def close(self) -> None:
+        if self._fsync_task is not None:
+            self._fsync_task.cancel()
+            try:
+                await self._fsync_task
+            except asyncio.CancelledError:
+                pass
+            self._fsync_task = None
+        async with self._lock:
+            if self._file is not None:
+                await self._sync_now()
+                await self._file.close()
+                self._file = None
+        if self._bg:
+            await asyncio.gather(*self._bg, return_exceptions=True)
+        log.info("journal_closed", lines_written=self.lines_written)
+
+    # -- writing -----------------------------------------------------------
+
+    def end_position(self) -> Position:
+        return Position(self._segment, self._offset)
+
+    async def append(self, lines: Sequence[str], *, durable: bool = False) -> None:
+        """Append complete points (no trailing newlines in ``lines``)."""
+        if not lines:
+            return
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        async with self._lock:
+            if self._file is None:
+                raise RuntimeError("journal is not open")
+            try:
+                await self._file.write(data)
+                await self._file.flush()
+            except OSError as exc:
+                self.write_errors += 1
+                log.error("journal_write_failed", error=str(exc), lines=len(lines))
+                raise
+            self._offset += len(data)
+            self.lines_written += len(lines)
+            self._dirty = True
+            if durable:
+                await self._sync_now()
+            if self._offset >= self._segment_bytes:
+                await self._rotate()
+        self.data_event.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self._sync_now()
+
+    async def _sync_now(self) -> None:
+        if not self._dirty or self._file is None:
+            return
+        await self._file.flush()
+        fd = self._file.fileno()
+        await asyncio.get_running_loop().run_in_executor(None, self._fsync, fd)
+        self._dirty = False
+        self.fsyncs += 1
+        self._last_fsync = self._clock()
+
+    async def _fsync_loop(self) -> None:
+        interval = self.cfg.fsync_interval_s
+        while True:
+            await asyncio.sleep(interval / 4)
+            if self._dirty and self._clock() - self._last_fsync >= interval * 0.95:
+                async with self._lock:
+                    try:
+                        await self._sync_now()
+                    except OSError as exc:
+                        log.error("journal_fsync_failed", error=str(exc))
+
+    async def _rotate(self) -> None:
+        await self._sync_now()
+        await self._file.close()
+        closed = self.dir / segment_name(self._segment)
+        self._segment += 1
+        self._offset = 0
+        self._file = await aiofiles.open(self.dir / segment_name(self._segment), "ab")
+        if self.cfg.compress:
+            self._compress_later(closed)
+        self._enforce_bounds()
+
+    def _compress_later(self, path: Path) -> None:
+        task = asyncio.get_running_loop().create_task(self._compress(path))
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _compress(self, path: Path) -> None:
+        try:
+            await asyncio.to_thread(_compress_file, path)
+        except FileNotFoundError:
+            pass  # deleted by the size bound meanwhile
+        except OSError as exc:
+            log.error("journal_compress_failed", segment=path.name, error=str(exc))
+
+    # -- bounds ------------------------------------------------------------
+
+    def _enforce_bounds(self) -> None:
+        """Delete oldest closed segments until the directory fits max_bytes with
+        room for a full active segment, and drop segments older than max_age_days."""
+        segments = [s for s in list_segments(self.dir) if s.number != self._segment]
+        oldest_cursor = self.cursors.oldest()
+        has_sinks = bool(self.cursors.names())
+        budget = self.cfg.max_bytes - self._segment_bytes
+        total = sum(s.size for s in segments)
+        max_age_s = (self.cfg.max_age_days or 0) * 86400
+        now = time.time()
+        for info in segments:
+            too_big = total > budget
+            too_old = bool(max_age_s) and now - info.path.stat().st_mtime > max_age_s
+            if not (too_big or too_old):
+                break
+            undelivered = has_sinks and (oldest_cursor is None
+                                         or oldest_cursor.segment <= info.number)
+            self._delete(info, undelivered, "size" if too_big else "age")
+            total -= info.size
+
+    def _delete(self, info: SegmentInfo, undelivered: bool, why: str) -> None:
+        try:
+            info.path.unlink()
+        except FileNotFoundError:
+            return
+        self.segments_deleted += 1
+        if undelivered:
+            self.undelivered_bytes_dropped += info.size
+            log.error("journal_dropped_undelivered", segment=info.path.name, bytes=info.size,
+                      reason=why, total_dropped_bytes=self.undelivered_bytes_dropped)
+        else:
+            log.info("journal_segment_deleted", segment=info.path.name, reason=why)
+
+    def stats(self) -> dict[str, object]:
+        segments = list_segments(self.dir)
+        return {
+            "dir": str(self.dir),
+            "segments": len(segments),
+            "bytes": sum(s.size for s in segments),
+            "lines_written": self.lines_written,
+            "fsyncs": self.fsyncs,
+            "torn_lines_cut": self.torn_lines_cut,
+            "segments_deleted": self.segments_deleted,
+            "undelivered_bytes_dropped": self.undelivered_bytes_dropped,
+            "write_errors": self.write_errors,
+        }
