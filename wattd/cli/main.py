@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("wattd.cli.cmd_replay", "decode a capture or raw byte file"),
     "capture": ("wattd.cli.cmd_capture", "record a meter's serial output with timing"),
     "check-config": ("wattd.cli.cmd_check_config", "validate a configuration file"),
+    "clock": ("wattd.cli.cmd_clock", "check clock synchronisation (kernel, optional NTP server)"),
 }
 
 EXIT_OK = 0
