@@ -1,0 +1,24 @@
+"""wattd run: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help="config file (default: $WATTD_CONFIG, then /etc/wattd/config.yaml)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="replace every serial meter with a simulated one on a pseudo-terminal")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from wattd.config import load_config
+    from wattd.daemon.app import Daemon
+    from wattd.logsetup import setup_logging
+
+    cfg = load_config(args.config)
+    setup_logging(cfg.log.format, cfg.log.level)
+    daemon = Daemon(cfg, simulate=args.simulate)
+    return asyncio.run(daemon.run())

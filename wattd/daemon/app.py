@@ -1,0 +1,145 @@
+"""The daemon: wires meters, the pipeline, the journal and the services together.
+
+Start order: journal (so nothing is lost), pipeline writer, meters (a meter
+that cannot be opened keeps retrying: it never stops the daemon), then the
+periodic power log. Stop order is the reverse, and the pipeline is drained
+into the journal before it closes, so SIGINT/SIGTERM lose nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.config import Config
+from wattd.daemon.meters import MeterSet
+from wattd.daemon.pipeline import Pipeline
+from wattd.journal.writer import Journal
+from wattd.logsetup import get_logger
+
+log = get_logger("wattd.daemon")
+
+POWER_LOG_INTERVAL_S = 5.0
+
+StatusFn = Callable[[], dict[str, Any]]
+Hook = Callable[[], Awaitable[None]]
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, simulate: bool = False, clock: Clock = SYSTEM_CLOCK,
+                 power_log_interval_s: float = POWER_LOG_INTERVAL_S) -> None:
+        self.cfg = cfg
+        self.simulate = simulate
+        self.clock = clock
+        self.power_log_interval_s = power_log_interval_s
+        self.journal = Journal(cfg.journal)
+        self.pipeline = Pipeline(self.journal, clock)
+        self.meters = MeterSet(cfg.meters, clock=clock, on_reading=self.pipeline.on_reading,
+                               simulate=simulate)
+        self._stop = asyncio.Event()
+        self._status: dict[str, StatusFn] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        # Services plug in here: started after the journal and pipeline, stopped before them.
+        self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
+        self.add_status("journal", self.journal.stats)
+        self.add_status("pipeline", self.pipeline.status)
+        self.add_status("meters", self.meters.status)
+
+    # -- status --------------------------------------------------------------
+
+    def add_status(self, name: str, fn: StatusFn) -> None:
+        self._status[name] = fn
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, fn in self._status.items():
+            try:
+                out[name] = fn()
+            except Exception as exc:  # noqa: BLE001 - status must always answer
+                out[name] = {"error": str(exc)}
+        return out
+
+    def start_task(self, name: str, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self.tasks[name] = task
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task_crashed", task=task.get_name(), error=repr(exc))
+            self.request_stop()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        await self.journal.open()
+        try:
+            self.start_task("pipeline", self.pipeline.run())
+            for hook in self.startup_hooks:
+                await hook()
+            await self.meters.start()
+            self.start_task("power-log", self._power_log())
+            log.info("daemon_started", meters=[m.name for m in self.cfg.meters],
+                     simulate=self.simulate, journal=str(self.journal.dir))
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+        return 0
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("signal_received", signal=signal.Signals(sig).name)
+        self.request_stop()
+
+    async def _shutdown(self) -> None:
+        log.info("daemon_stopping")
+        await self.meters.stop()
+        for hook in reversed(self.shutdown_hooks):
+            try:
+                await hook()
+            except Exception:  # noqa: BLE001 - keep shutting down
+                log.exception("shutdown_hook_failed")
+        pipeline_task = self.tasks.pop("pipeline", None)
+        for task in self.tasks.values():
+            task.cancel()
+        if pipeline_task is not None:
+            pipeline_task.cancel()
+        await asyncio.gather(*self.tasks.values(), *(t for t in [pipeline_task] if t),
+                             return_exceptions=True)
+        self.tasks.clear()
+        await self.pipeline.drain()
+        await self.journal.close()
+        log.info("daemon_stopped", readings=self.pipeline.readings_written)
+
+    async def _power_log(self) -> None:
+        """Live power in the log, one line per meter."""
+        while True:
+            await asyncio.sleep(self.power_log_interval_s)
+            for meter in self.cfg.meters:
+                reading = self.pipeline.last_reading.get(meter.name)
+                if reading is None:
+                    log.info("power", meter=meter.name, state="no reading yet")
+                    continue
+                log.info("power", meter=meter.name, power_w=_round(reading.power_w),
+                         voltage_v=_round(reading.voltage_v), current_a=_round(reading.current_a, 3),
+                         energy_j=_round(reading.energy_j), status=reading.status)
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
