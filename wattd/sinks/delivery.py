@@ -1,0 +1,369 @@
+"""Delivery of the journal to one database sink, at least once (SPEC 4).
+
+Invariant: the sink's cursor (in the journal's CursorStore) is advanced only
+after the database acknowledged every line before it, or after a line was
+refused on its own (400/422, isolated by bisecting) and counted as dropped.
+So a crash resends at most the one batch that was in flight; a database that
+is down only makes the backlog grow in the journal.
+
+Failures: network errors, timeouts, 5xx and 429 are retried with capped
+exponential backoff with jitter (Retry-After honoured); 401/403 and other 4xx
+(unknown database) are logged as errors and retried slowly, re-reading the
+credentials each time; 400/413/422 bisect the batch down to the refused lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from wattd.journal.cursor import CursorStore
+from wattd.journal.reader import iter_raw_lines
+from wattd.journal.segments import Position, list_segments
+from wattd.logsetup import get_logger
+from wattd.sinks.backoff import Backoff
+from wattd.sinks.base import (
+    Sink,
+    SinkAuthError,
+    SinkConfigError,
+    SinkRejectedError,
+    SinkUnavailableError,
+)
+
+log = get_logger("wattd.sinks")
+
+# Where a new sink starts: before every segment (the whole journal is delivered).
+START = Position(0, 0)
+MAX_BATCH_BYTES = 8 << 20  # keep a request well under InfluxDB 1.x's 25 MB body limit
+
+
+class _StoppingError(Exception):
+    """Internal: stop was requested while retrying; the batch stays in the journal."""
+
+
+def uncompressed_backlog_bytes(directory: str | os.PathLike[str], pos: Position) -> int:
+    """Bytes of line protocol after `pos`. Compressed segments count their
+    uncompressed size (gzip's ISIZE trailer; exact below 4 GiB per segment)."""
+    total = 0
+    for info in list_segments(directory):
+        if info.number < pos.segment:
+            continue
+        size = info.size
+        if info.compressed:
+            try:
+                with open(info.path, "rb") as fh:
+                    fh.seek(-4, os.SEEK_END)
+                    size = struct.unpack("<I", fh.read(4))[0]
+            except (OSError, struct.error):
+                continue
+        total += max(0, size - pos.offset) if info.number == pos.segment else size
+    return total
+
+
+class Delivery:
+    """Moves lines from the journal to one sink with its own cursor.
+
+    `run()` until `stop()`. `status()` is cheap enough for `wattd status`.
+    """
+
+    def __init__(self, sink: Sink, journal_dir: str | os.PathLike[str], *,
+                 cursors: CursorStore | None = None, name: str | None = None,
+                 data_event: asyncio.Event | None = None, batch_size: int = 5000,
+                 flush_interval_s: float = 1.0, backoff: Backoff | None = None,
+                 auth_retry_s: float = 60.0, poll_interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sink = sink
+        self.dir = Path(journal_dir)
+        self.cursors = cursors or CursorStore(self.dir)
+        self.name = name or sink.name
+        self.data_event = data_event
+        self.batch_size = max(1, batch_size)
+        self.flush_interval_s = max(0.0, flush_interval_s)
+        self.backoff = backoff or Backoff()
+        self.auth_retry_s = auth_retry_s
+        # The data event is shared by every sink and may be cleared by another one
+        # just after it was set; polling bounds how late such a wake-up can be.
+        self.poll_interval_s = poll_interval_s
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        # Reader state: lines read but not yet sent, and the journal position after them.
+        self._iter: Iterator[tuple[Position, bytes]] | None = None
+        self._buf: list[bytes] = []
+        self._buf_bytes = 0
+        self._buf_end: Position = START
+        self._buf_since: float | None = None
+        self._cursor: Position = START
+        # Counters and state for `wattd status`.
+        self.delivered_points = 0
+        self.delivered_batches = 0
+        self.dropped_points = 0
+        self.dropped_by_reason: Counter[str] = Counter()
+        self.last_dropped_line: str | None = None
+        self.retries = 0
+        self.state = "starting"
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_success_at: float | None = None
+        self._avg_line_bytes = 150.0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.get_running_loop().create_task(self.run(),
+                                                            name=f"delivery-{self.name}")
+        return self._task
+
+    async def run(self) -> None:
+        loaded = self.cursors.load(self.name)
+        if loaded is None:
+            # Register the cursor now: the journal's size bound treats data after
+            # a registered cursor as undelivered.
+            loaded = START
+            await asyncio.to_thread(self.cursors.save, self.name, loaded)
+        self._cursor = self._buf_end = loaded
+        self.state = "running"
+        log.info("delivery_start", sink=self.name, url=self.sink.url,
+                 cursor=list(loaded), backlog_bytes=self.backlog_bytes())
+        try:
+            await self._loop()
+        except _StoppingError:
+            pass
+        finally:
+            self._close_iter()
+            self.state = "stopped"
+            log.info("delivery_stop", sink=self.name, delivered=self.delivered_points,
+                     dropped=self.dropped_points, backlog_bytes=self.backlog_bytes())
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Deliver what can be delivered within `timeout_s`, then stop. Anything
+        undelivered stays in the journal; the cursor never passes it."""
+        self._stopping = True
+        self._wake.set()
+        task = self._task
+        try:
+            if task is not None and not task.done():
+                await self._await_bounded(task, timeout_s)
+        finally:
+            await self.sink.close()
+
+    async def _await_bounded(self, task: asyncio.Task[None], timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.warning("delivery_stop_timeout", sink=self.name, timeout_s=timeout_s,
+                        backlog_bytes=self.backlog_bytes())
+
+    # -- main loop -------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            if self.data_event is not None:
+                self.data_event.clear()  # cleared before reading: an append after it re-sets it
+            await self._top_up()
+            now = self._clock()
+            due = bool(self._buf) and (
+                len(self._buf) >= self.batch_size or self._buf_bytes >= MAX_BATCH_BYTES
+                or self._stopping
+                or (self._buf_since is not None
+                    and now - self._buf_since >= self.flush_interval_s))
+            if due:
+                batch, end = self._buf, self._buf_end
+                self._buf, self._buf_bytes, self._buf_since = [], 0, None
+                # Read the next batch while this one is on the wire (still one in flight).
+                sent, _ = await asyncio.gather(self._deliver(batch), self._top_up(),
+                                               return_exceptions=True)
+                if isinstance(sent, BaseException):
+                    raise sent
+                await asyncio.to_thread(self.cursors.save, self.name, end)
+                self._cursor = end
+                continue
+            if self._stopping and not self._buf:
+                return
+            timeout = self.poll_interval_s
+            if self._buf_since is not None:
+                timeout = min(timeout, max(0.0, self._buf_since + self.flush_interval_s - now))
+            await self._wait(timeout)
+
+    async def _wait(self, timeout_s: float) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait())]
+        if self.data_event is not None:
+            waiters.append(asyncio.ensure_future(self.data_event.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # -- reading -----------------------------------------------------------------
+
+    async def _top_up(self) -> None:
+        want = self.batch_size - len(self._buf)
+        if want <= 0 or self._buf_bytes >= MAX_BATCH_BYTES:
+            return
+        lines, end, nbytes = await asyncio.to_thread(self._pull, want, self._buf_end)
+        if lines:
+            if not self._buf:
+                self._buf_since = self._clock()
+            self._buf.extend(lines)
+            self._buf_bytes += nbytes
+            self._buf_end = end
+            self._avg_line_bytes = 0.9 * self._avg_line_bytes + 0.1 * (nbytes / len(lines))
+
+    def _pull(self, want: int, after: Position) -> tuple[list[bytes], Position, int]:
+        """Up to `want` complete lines after `after` (runs in a worker thread).
+
+        Keeps one streaming reader open across calls (so a gzip segment is
+        decompressed once, not once per batch); a new one is opened at `after`
+        whenever the previous one reached the end of the journal.
+        """
+        lines: list[bytes] = []
+        nbytes = 0
+        end = after
+        for _attempt in range(2):
+            if self._iter is None:
+                self._iter = iter_raw_lines(self.dir, end)
+            for pos, raw in self._iter:
+                lines.append(raw)
+                nbytes += len(raw) + 1
+                end = pos
+                if len(lines) >= want or nbytes >= MAX_BATCH_BYTES:
+                    return lines, end, nbytes
+            # This reader reached the end of the segments it listed when it opened.
+            # If it found lines, the writer may have rotated meanwhile: look once more.
+            self._close_iter()
+            if not lines:
+                break
+        return lines, end, nbytes
+
+    def _close_iter(self) -> None:
+        it, self._iter = self._iter, None
+        close = getattr(it, "close", None)
+        if close is not None:
+            with contextlib.suppress(ValueError):  # still running in a cancelled read
+                close()
+
+    # -- sending -------------------------------------------------------------------
+
+    async def _deliver(self, batch: list[bytes]) -> None:
+        """Deliver a batch: retry transient failures, bisect refused batches down to
+        the refused lines (dropped and counted). Returns when every line is either
+        acknowledged or dropped; raises _StoppingError if asked to stop first."""
+        stack = [batch]
+        while stack:
+            part = stack.pop()
+            try:
+                await self._send_retrying(part)
+            except SinkRejectedError as err:
+                if len(part) == 1:
+                    self._drop(part[0], err)
+                    continue
+                mid = len(part) // 2
+                log.warning("sink_batch_rejected_bisecting", sink=self.name, lines=len(part),
+                            status=err.status, error=str(err))
+                stack.append(part[mid:])
+                stack.append(part[:mid])  # popped first: lines keep their order
+                continue
+            self.delivered_points += len(part)
+        self.delivered_batches += 1
+
+    async def _send_retrying(self, part: list[bytes]) -> None:
+        """Send until acknowledged; SinkRejectedError propagates (the caller bisects)."""
+        while True:
+            try:
+                await self.sink.write(part)
+            except SinkRejectedError:
+                self._success()  # the database is up and answering
+                raise
+            except (SinkAuthError, SinkConfigError) as err:
+                delay = self.backoff.next_delay(floor_s=self.auth_retry_s)
+                kind = "auth_failed" if isinstance(err, SinkAuthError) else "refused"
+                self._failure(kind, err, delay)
+                await self._sleep_or_stop(delay)
+                with contextlib.suppress(Exception):
+                    await self.sink.reload_credentials()
+                continue
+            except SinkUnavailableError as err:
+                delay = self.backoff.next_delay(err.retry_after_s)
+                self._failure("retrying", err, delay)
+                await self._sleep_or_stop(delay)
+                continue
+            self._success()
+            return
+
+    async def _sleep_or_stop(self, delay_s: float) -> None:
+        if self._stopping:
+            raise _StoppingError
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay_s)
+        if self._stopping:
+            raise _StoppingError
+
+    def _success(self) -> None:
+        if self.state != "running":
+            log.info("sink_recovered", sink=self.name, after_retries=self.backoff.attempts)
+        self.state = "running"
+        self.backoff.reset()
+        self.last_success_at = time.time()
+
+    def _failure(self, state: str, err: Exception, delay_s: float) -> None:
+        self.retries += 1
+        first = self.state != state
+        self.state = state
+        self.last_error = str(err)
+        self.last_error_at = time.time()
+        if state == "retrying":
+            # Expected while a database is down: one warning per outage, then debug.
+            (log.warning if first else log.debug)(
+                "sink_unavailable", sink=self.name, error=str(err),
+                retry_in_s=round(delay_s, 2), backlog_bytes=self.backlog_bytes())
+        else:
+            log.error("sink_refused" if state == "refused" else "sink_auth_failed",
+                      sink=self.name, error=str(err), retry_in_s=round(delay_s, 2),
+                      hint="check username/password_file or token_file and permissions"
+                      if state == "auth_failed" else "check database/bucket/org")
+
+    def _drop(self, line: bytes, err: SinkRejectedError) -> None:
+        text = line.decode("utf-8", "replace")
+        self.dropped_points += 1
+        self.dropped_by_reason[err.reason] += 1
+        self.last_dropped_line = text[:500]
+        log.error("sink_point_dropped", sink=self.name, reason=err.reason, status=err.status,
+                  error=str(err), line=text[:500])
+
+    # -- status --------------------------------------------------------------------
+
+    def backlog_bytes(self) -> int:
+        try:
+            return uncompressed_backlog_bytes(self.dir, self._cursor)
+        except OSError:
+            return -1
+
+    def status(self) -> dict[str, Any]:
+        backlog = self.backlog_bytes()
+        return {
+            "url": self.sink.url,
+            "state": self.state,
+            "cursor": {"segment": self._cursor.segment, "offset": self._cursor.offset},
+            "backlog_bytes": backlog,
+            "backlog_points_estimate": int(backlog / self._avg_line_bytes) if backlog > 0 else 0,
+            "delivered_points": self.delivered_points,
+            "dropped_points": self.dropped_points,
+            "dropped_by_reason": dict(self.dropped_by_reason),
+            "last_dropped_line": self.last_dropped_line,
+            "retries": self.retries,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "last_success_at": self.last_success_at,
+        }

@@ -1,0 +1,90 @@
+"""InfluxDB 2.x/3.x sink (also 1.8+ compatibility API and VictoriaMetrics): influxdb-client.
+
+This module imports influxdb-client; `wattd.sinks.make_sink` imports it only
+when a v2 sink is configured. The client's synchronous write API runs in one
+worker thread per sink; the delivery loop does retries and bisecting, so the
+client's own retry machinery stays off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import urllib3
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+from wattd.config import InfluxConfig
+from wattd.sinks.base import SinkUnavailableError, classify_http
+
+DEFAULT_BUCKET = "wattd"
+DEFAULT_ORG = "wattd"
+
+
+class InfluxV2Sink:
+    """Writes batches with ``WriteApi.write(bucket, org, record=lines, precision=ns)``."""
+
+    def __init__(self, cfg: InfluxConfig) -> None:
+        self._cfg = cfg
+        self._name = cfg.sink_name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self._name}")
+        self._client: Any = None
+        self._write_api: Any = None
+        self._open_client()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def url(self) -> str:
+        return self._cfg.url
+
+    def _open_client(self) -> None:
+        # The token is read here, at start and again after a 401: fixing token_file
+        # (or the environment of a restarted daemon) needs no code path of its own.
+        cfg = self._cfg
+        kwargs: dict[str, Any] = {"verify_ssl": cfg.verify_tls}
+        if cfg.ca_file:
+            kwargs["ssl_ca_cert"] = cfg.ca_file
+        old = self._client
+        self._client = InfluxDBClient(
+            url=cfg.url, token=cfg.token() or "", org=cfg.org or DEFAULT_ORG,
+            timeout=int(cfg.timeout_s * 1000), enable_gzip=cfg.gzip, retries=False,
+            connection_pool_maxsize=2, **kwargs)
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        if old is not None:
+            old.close()
+
+    async def reload_credentials(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_client)
+
+    def _post(self, lines: Sequence[bytes]) -> None:
+        try:
+            self._write_api.write(bucket=self._cfg.bucket or DEFAULT_BUCKET,
+                                  org=self._cfg.org or DEFAULT_ORG,
+                                  record=b"\n".join(lines), write_precision=WritePrecision.NS)
+        except ApiException as err:
+            headers = dict(err.headers or {})
+            error = classify_http(int(err.status or 0), err.body or b"", headers,
+                                  what=self._cfg.url)
+            if error is None or not err.status:
+                raise SinkUnavailableError(f"{self._cfg.url}: {err.reason}") from err
+            raise error from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise SinkUnavailableError(f"{self._cfg.url}: {type(err).__name__}: {err}") from err
+
+    async def write(self, lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._post, lines)
+
+    async def close(self) -> None:
+        client = self._client
+        self._executor.submit(client.close)
+        self._executor.shutdown(wait=False)
