@@ -16,7 +16,6 @@ from wattd.markers.wire import (
     MAC_SEPARATOR,
     MAX_DATAGRAM_BYTES,
     MAX_USER_TAGS,
-    NAME_RE,
     NAMED_VERBS,
     VERBS,
     Reply,
@@ -113,7 +112,7 @@ def parse_message(data: bytes) -> MarkerMessage:
         if not rest or "=" in rest[0]:
             raise MarkerInputError("syntax", f"{verb} needs a name")
         name = rest.pop(0)
-        if not NAME_RE.fullmatch(name):
+        if not wire.is_name(name):
             raise MarkerInputError("syntax", "name must be 1-128 chars of [A-Za-z0-9._:/-]")
     tags: dict[str, str] = {}
     reserved: dict[str, str] = {}
