@@ -15,6 +15,7 @@ from typing import TextIO
 
 from wattd.clock import sntp
 from wattd.clock.adjtimex import ClockStateReader, KernelClockState, KernelReader
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock
 from wattd.clock.verdict import CAVEATS, assess
 from wattd.errors import UsageError
 
@@ -52,7 +53,9 @@ def _max_error_ms(args: argparse.Namespace) -> float:
     return DEFAULT_MAX_ERROR_MS
 
 
-def run_clock(args: argparse.Namespace, reader: ClockStateReader, out: TextIO) -> int:
+def run_clock(args: argparse.Namespace, reader: ClockStateReader, out: TextIO,
+              clock: Clock = SYSTEM_CLOCK) -> int:
+    """The command, with the kernel reader and the clock injectable (tests)."""
     max_error_ms = _max_error_ms(args)
     state: KernelClockState | None = None
     read_error = ""
@@ -74,7 +77,7 @@ def run_clock(args: argparse.Namespace, reader: ClockStateReader, out: TextIO) -
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         try:
-            result = sntp.query(host, port, timeout_s=args.timeout)
+            result = sntp.query(host, port, timeout_s=args.timeout, clock=clock)
         except sntp.SntpError as exc:
             ok = False
             report["server"] = {"address": args.server, "error": str(exc)}
