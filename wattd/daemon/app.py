@@ -20,6 +20,7 @@ from wattd.daemon.meters import MeterSet
 from wattd.daemon.pipeline import Pipeline
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
+from wattd.sinks.wiring import install_sinks
 
 log = get_logger("wattd.daemon")
 
@@ -49,6 +50,8 @@ class Daemon:
         self.add_status("journal", self.journal.stats)
         self.add_status("pipeline", self.pipeline.status)
         self.add_status("meters", self.meters.status)
+        # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
+        self.sinks = install_sinks(self)
 
     # -- status --------------------------------------------------------------
 

@@ -122,7 +122,31 @@ class Delivery:
                                                             name=f"delivery-{self.name}")
         return self._task
 
+    def attach(self, task: asyncio.Task[None] | None) -> None:
+        """Adopt a task running `run()` that someone else created (the daemon)."""
+        if task is not None:
+            self._task = task
+
     async def run(self) -> None:
+        """Deliver until `stop()`. An unexpected error (a bug, an unreadable journal
+        file) is logged and the loop restarts from the cursor: never a crash."""
+        while True:
+            try:
+                await self._run_once()
+            except Exception:  # delivery must outlive its own bugs (logged, restarted)
+                log.exception("delivery_failed", sink=self.name)
+                self.state = "error"
+                self.last_error = "internal error (see log)"
+                self.last_error_at = time.time()
+                self._close_iter()
+                self._buf, self._buf_bytes, self._buf_since = [], 0, None
+                await asyncio.sleep(min(self.auth_retry_s, 5.0))
+                if self._stopping:
+                    return
+                continue
+            return
+
+    async def _run_once(self) -> None:
         loaded = self.cursors.load(self.name)
         if loaded is None:
             # Register the cursor now: the journal's size bound treats data after
@@ -139,9 +163,9 @@ class Delivery:
             pass
         finally:
             self._close_iter()
-            self.state = "stopped"
-            log.info("delivery_stop", sink=self.name, delivered=self.delivered_points,
-                     dropped=self.dropped_points, backlog_bytes=self.backlog_bytes())
+        self.state = "stopped"
+        log.info("delivery_stop", sink=self.name, delivered=self.delivered_points,
+                 dropped=self.dropped_points, backlog_bytes=self.backlog_bytes())
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Deliver what can be delivered within `timeout_s`, then stop. Anything
