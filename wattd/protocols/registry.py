@@ -1,0 +1,99 @@
+"""Driver table: config ``driver`` name -> how to talk to that chip and decode it.
+
+To add a driver, write its pure decoder and one ``register(DriverSpec(...))``
+call below (the BL09xx drivers go here the same way).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from wattd.errors import ConfigError
+from wattd.protocols.base import Decoder, SerialSettings
+from wattd.protocols.hlw8032 import HLW8032Decoder
+from wattd.protocols.plausible import RangesLike
+
+# (spec, resolved calibration, plausible ranges, byte wire time in ns) -> decoder
+DecoderFactory = Callable[["DriverSpec", Mapping[str, float], "RangesLike | None", int], Decoder]
+
+
+@dataclass(slots=True, frozen=True)
+class DriverSpec:
+    name: str
+    description: str
+    serial: SerialSettings
+    frame_bytes: int  # bytes of one answer/frame: its wire time is subtracted from stamps
+    polled: bool  # True: the host must write ``decoder.poll_request()`` every poll interval
+    factory: DecoderFactory
+    # Calibration keys this driver accepts, with their defaults.
+    calibration_defaults: Mapping[str, float] = field(default_factory=dict)
+
+    def calibration(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Defaults merged with the user's values; an unknown key is a ConfigError."""
+        merged = dict(self.calibration_defaults)
+        for key, value in (overrides or {}).items():
+            if key not in merged:
+                hint = difflib.get_close_matches(key, list(merged), n=1)
+                known = ", ".join(sorted(merged)) or "none"
+                raise ConfigError(
+                    f"driver {self.name!r} has no calibration key {key!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f" (known: {known})"),
+                    key=f"calibration.{key}")
+            merged[key] = float(value)
+        return merged
+
+    def make_decoder(self, calibration: Mapping[str, float] | None = None,
+                     plausible: RangesLike | None = None, *,
+                     settings: SerialSettings | None = None) -> Decoder:
+        """A fresh decoder. ``settings`` (e.g. another baud rate) sets the byte wire time."""
+        wire = settings or self.serial
+        return self.factory(self, self.calibration(calibration), plausible,
+                            wire.wire_time_ns(1))
+
+
+DRIVERS: dict[str, DriverSpec] = {}
+
+
+def register(spec: DriverSpec) -> DriverSpec:
+    DRIVERS[spec.name] = spec
+    return spec
+
+
+def get_driver(name: str) -> DriverSpec:
+    try:
+        return DRIVERS[name]
+    except KeyError:
+        hint = difflib.get_close_matches(name, list(DRIVERS), n=1)
+        raise ConfigError(f"unknown serial driver {name!r}"
+                          + (f" (did you mean {hint[0]!r}?)" if hint else
+                             f" (known: {', '.join(serial_driver_names())})"),
+                          key="driver") from None
+
+
+def serial_driver_names() -> tuple[str, ...]:
+    return tuple(sorted(DRIVERS))
+
+
+# --------------------------------------------------------------- HLW8032 family
+def _hlw8032_factory(spec: DriverSpec, calibration: Mapping[str, float],
+                     plausible: RangesLike | None, byte_time_ns: int) -> Decoder:
+    return HLW8032Decoder(spec.name, kv=calibration["kv"], ki=calibration["ki"],
+                          plausible=plausible, byte_time_ns=byte_time_ns)
+
+
+HLW8032_SERIAL = SerialSettings(baudrate=4800, bytesize=8, parity="E", stopbits=1)
+
+register(DriverSpec(
+    "cse7766", "CSE7766 / CSE7759B, factory-calibrated (Kv = Ki = 1)",
+    HLW8032_SERIAL, 24, polled=False, factory=_hlw8032_factory,
+    calibration_defaults={"kv": 1.0, "ki": 1.0}))
+register(DriverSpec(
+    "hlw8032", "HLW8032, board coefficients Kv (voltage divider) and Ki (shunt)",
+    HLW8032_SERIAL, 24, polled=False, factory=_hlw8032_factory,
+    calibration_defaults={"kv": 1.88, "ki": 1.0}))
+register(DriverSpec(
+    "gb202", "GreenBlue GB202 preset: the HLW8032 frame with Kv 1.88, Ki 1.0",
+    HLW8032_SERIAL, 24, polled=False, factory=_hlw8032_factory,
+    calibration_defaults={"kv": 1.88, "ki": 1.0}))
