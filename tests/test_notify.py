@@ -211,3 +211,20 @@ async def test_ended_task_withholds_ping() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert not wd.check()
     assert wd.stalled == {"crasher": "ended"}
+
+
+def test_progress_counter_watch_fake_clock() -> None:
+    now = [0.0]
+    counter = [0]
+    wd = Watchdog(Notifier(None), 4_000_000, clock=lambda: now[0])
+    wd.watch("pipeline", lambda: counter[0], max_silence_s=2.0)
+    now[0] = 1.5
+    assert wd.check()
+    counter[0] += 1
+    now[0] = 3.0
+    assert wd.check()  # the counter moved at the 3.0 s check
+    now[0] = 4.9
+    assert wd.check()
+    now[0] = 5.1
+    assert not wd.check()  # unchanged for 2.1 s
+    assert "no progress" in wd.stalled["pipeline"]

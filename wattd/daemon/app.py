@@ -18,6 +18,7 @@ from wattd.clock.timesource import SYSTEM_CLOCK, Clock
 from wattd.config import Config
 from wattd.daemon.meters import MeterSet
 from wattd.daemon.pipeline import Pipeline
+from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
 from wattd.sinks.wiring import install_sinks
@@ -52,6 +53,8 @@ class Daemon:
         self.add_status("meters", self.meters.status)
         # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
         self.sinks = install_sinks(self)
+        # systemd: READY/WATCHDOG/STATUS/RELOADING/STOPPING (no-ops outside systemd).
+        self.service = ServiceManager(self)
 
     # -- status --------------------------------------------------------------
 
@@ -92,6 +95,8 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.service.request_reload)
         await self.journal.open()
         try:
             self.start_task("pipeline", self.pipeline.run())
@@ -101,6 +106,7 @@ class Daemon:
             self.start_task("power-log", self._power_log())
             log.info("daemon_started", meters=[m.name for m in self.cfg.meters],
                      simulate=self.simulate, journal=str(self.journal.dir))
+            await self.service.started()
             await self._stop.wait()
         finally:
             await self._shutdown()
@@ -112,6 +118,7 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         log.info("daemon_stopping")
+        self.service.stopping()
         await self.meters.stop()
         for hook in reversed(self.shutdown_hooks):
             try:
@@ -129,6 +136,7 @@ class Daemon:
         await self.pipeline.drain()
         await self.journal.close()
         log.info("daemon_stopped", readings=self.pipeline.readings_written)
+        self.service.close()
 
     async def _power_log(self) -> None:
         """Live power in the log, one line per meter."""

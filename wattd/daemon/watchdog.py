@@ -7,7 +7,8 @@ Pinging from a timer alone would prove nothing but that a timer runs, so:
 - the ping is sent from a coroutine on the daemon's event loop, every half
   interval: a blocked loop sends nothing;
 - every long-lived pipeline task registers a :class:`Heartbeat` and calls
-  ``beat()`` each time round its loop (tasks that wait for outside events wait
+  ``beat()`` each time round its loop (or is watched through a progress
+  counter it bumps anyway, :meth:`Watchdog.watch`) (tasks that wait for outside events wait
   with a timeout, so they beat even when idle); a task whose heartbeat is
   older than its ``max_silence_s``, or that has ended, stops the pings, and
   systemd restarts the daemon.
@@ -76,9 +77,14 @@ class Heartbeat:
     beats: int = 0
     last_beat: float = field(default=0.0)
     task: asyncio.Task[Any] | None = None
+    # Alternative to beat(): a counter the task bumps anyway; a change counts as a beat.
+    progress: Callable[[], int] | None = None
+    last_progress: int | None = None
 
     def __post_init__(self) -> None:
         self.last_beat = self.clock()
+        if self.progress is not None:
+            self.last_progress = self.progress()
 
     def beat(self) -> None:
         self.beats += 1
@@ -91,6 +97,11 @@ class Heartbeat:
         """Why this task counts as stuck, or None when it is healthy."""
         if self.task is not None and self.task.done():
             return "ended"
+        if self.progress is not None:
+            value = self.progress()
+            if value != self.last_progress:
+                self.last_progress = value
+                self.last_beat = now
         silence = self.silence_s(now)
         if silence > self.max_silence_s:
             return f"no progress for {silence:.1f} s"
@@ -136,6 +147,15 @@ class Watchdog:
         """A heartbeat for a long-lived task; call ``beat()`` every time round its loop."""
         silence = self.default_max_silence_s() if max_silence_s is None else max_silence_s
         hb = Heartbeat(name, silence, self.clock, task=task)
+        self.heartbeats[name] = hb
+        return hb
+
+    def watch(self, name: str, progress: Callable[[], int], *,
+              max_silence_s: float | None = None,
+              task: asyncio.Task[Any] | None = None) -> Heartbeat:
+        """Watch a task through a progress counter it bumps every time round its loop."""
+        silence = self.default_max_silence_s() if max_silence_s is None else max_silence_s
+        hb = Heartbeat(name, silence, self.clock, task=task, progress=progress)
         self.heartbeats[name] = hb
         return hb
 
