@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("wattd.cli.cmd_capture", "record a meter's serial output with timing"),
     "check-config": ("wattd.cli.cmd_check_config", "validate a configuration file"),
     "clock": ("wattd.cli.cmd_clock", "check clock synchronisation (kernel, optional NTP server)"),
+    "report": ("wattd.cli.cmd_report", "joules per run from the journal, statistics, comparisons"),
 }
 
 EXIT_OK = 0
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.execute(ns))
     except KeyboardInterrupt:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - last line of defence: a message, not a traceback
+    except Exception as exc:
         from wattd.errors import ConfigError, UsageError
 
         if isinstance(exc, ConfigError | UsageError):

@@ -1,0 +1,89 @@
+"""wattd report: joules per run from the journal, repeated-run statistics, comparisons.
+
+Exit status: 0 report printed; 1 nothing to report (no segments, no runs, an
+empty selection, an unknown baseline, --plot without matplotlib); 2 usage or
+config error (no journal given, the journal directory does not exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wattd.config import default_config_path, load_config
+from wattd.errors import UsageError
+from wattd.journal.segments import list_segments
+from wattd.report.model import ReportError, ReportOptions, build_report
+from wattd.report.plot import PlotUnavailableError, check_available, plot_report
+from wattd.report.render import render, scan_notes
+from wattd.report.scan import scan_journal
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("-c", "--config", metavar="FILE",
+                     help="read journal.dir from this config (default: $WATTD_CONFIG, then "
+                          "/etc/wattd/config.yaml)")
+    src.add_argument("--journal", metavar="DIR", help="journal directory to read")
+    parser.add_argument("--run", action="append", default=[], metavar="GLOB",
+                        help="only runs whose name matches (repeatable, shell-style glob)")
+    parser.add_argument("--baseline", metavar="RUN",
+                        help="net energy above this run's mean power (e.g. an idle run)")
+    parser.add_argument("--per", metavar="TAG",
+                        help="energy per unit of work from this numeric run tag "
+                             "(default: the 'requests' tag when present)")
+    parser.add_argument("--group-by", metavar="TAG",
+                        help="group repeated runs by this tag (default: the name without "
+                             "a trailing -N/_N/.N)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="draw power over time per run (needs the 'plot' extra)")
+    parser.add_argument("--format", choices=("table", "csv", "json", "markdown"),
+                        default="table")
+
+
+def _journal_dir(args: argparse.Namespace) -> Path:
+    if args.journal:
+        path = Path(args.journal)
+    else:
+        config_path = args.config or default_config_path()
+        if args.config is None and not Path(config_path).exists():
+            raise UsageError(f"no journal to read: give --journal DIR or -c FILE "
+                             f"({config_path} does not exist)")
+        path = Path(load_config(config_path).journal.dir)
+    if not path.is_dir():
+        raise UsageError(f"journal directory {path} does not exist")
+    return path
+
+
+def execute(args: argparse.Namespace) -> int:
+    journal = _journal_dir(args)
+    if args.plot:
+        try:
+            check_available()
+        except PlotUnavailableError as exc:
+            print(f"wattd report: {exc}", file=sys.stderr)
+            return 1
+    if not list_segments(journal):
+        print(f"wattd report: no journal segments (NNNNNNNN.lp or .lp.gz) in {journal}",
+              file=sys.stderr)
+        return 1
+    scan = scan_journal(journal, plot=bool(args.plot))
+    options = ReportOptions(run_globs=args.run, baseline=args.baseline, per_tag=args.per,
+                            group_by=args.group_by)
+    try:
+        report = build_report(scan, options, journal=str(journal))
+    except ReportError as exc:
+        print(f"wattd report: {exc}", file=sys.stderr)
+        for note in scan_notes(scan.stats):
+            print(f"wattd report: note: {note}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(report, args.format))
+    if args.format != "json":
+        for note in report.notes + scan_notes(report.scan.stats):
+            print(f"note: {note}", file=sys.stderr)
+    if args.plot:
+        curves = plot_report(report, args.plot)
+        print(f"wattd report: plotted {curves} run(s) to {args.plot}", file=sys.stderr)
+    return 0
+

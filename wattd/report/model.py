@@ -1,0 +1,297 @@
+"""From scanned runs to the report: selection, baseline, per-unit figures,
+groups of repeated runs and comparisons between groups.
+
+Decisions where the spec is silent (also in the README):
+- Repetitions: a trailing ``-N``, ``_N`` or ``.N`` (digits) is dropped to form
+  the group name (``rust-1``, ``rust-2`` -> ``rust``); ``--group-by TAG`` groups
+  by a tag's value instead (runs without the tag stay out of groups).
+- Statistics use closed, complete runs only: open runs (no stop), aborted
+  runs, runs flagged ``clock_step``, phases and the baseline itself are listed
+  but kept out of groups.
+- ``--baseline RUN`` is a run name (every run of that name, pooled as total
+  energy / total duration per meter) or, failing that, a group name.
+- Comparisons use the most specific figure every run of both groups has:
+  net energy per unit with a baseline and a unit count, else energy per unit,
+  else net energy, else energy (``metric`` says which).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wattd.report.scan import RunRecord, ScanResult
+from wattd.report.stats import Ratio, Summary, fieller_ratio, summarize, welch_p
+
+REPETITION_RE = re.compile(r"^(.+?)[-_.]\d+$")
+DEFAULT_PER_TAG = "requests"
+
+
+class ReportError(Exception):
+    """The report cannot be made (nothing selected, unknown baseline); exit 1."""
+
+
+def group_name(run: str) -> str:
+    """``rust-1`` -> ``rust``; names without a numeric suffix are their own group."""
+    match = REPETITION_RE.match(run)
+    return match.group(1) if match else run
+
+
+@dataclass(slots=True)
+class ReportOptions:
+    run_globs: Sequence[str] = ()
+    baseline: str | None = None
+    per_tag: str | None = None  # None: the `requests` tag
+    group_by: str | None = None
+
+
+@dataclass(slots=True)
+class RunRow:
+    record: RunRecord
+    status: str  # "ok", "open", "aborted", "no data"
+    group: str | None = None  # None when kept out of statistics
+    excluded_because: str | None = None
+    units: float | None = None
+    net_energy_j: float | None = None
+    energy_per_unit_j: float | None = None
+    net_energy_per_unit_j: float | None = None
+
+    @property
+    def label(self) -> str:
+        r = self.record
+        return r.run if r.phase is None else f"{r.run} [{r.phase}]"
+
+    def flags(self) -> dict[str, float | bool]:
+        r = self.record
+        out: dict[str, float | bool] = {}
+        if r.gap_s:
+            out["gap_s"] = r.gap_s
+        extrap = r.result.extrapolated_s if r.result is not None else 0.0
+        if extrap:
+            out["extrapolated_s"] = extrap
+        if r.aborted:
+            out["aborted"] = True
+        if r.clock_step:
+            out["clock_step"] = True
+        if r.is_open:
+            out["open"] = True
+        return out
+
+    def metric(self, name: str) -> float | None:
+        if name == "energy_j":
+            return None if self.record.result is None else self.record.result.energy_j
+        value: float | None = getattr(self, name)
+        return value
+
+
+@dataclass(slots=True)
+class Group:
+    group: str
+    meter: str
+    rows: list[RunRow]
+    energy: Summary
+    figures: dict[str, Summary] = field(default_factory=dict)  # metric -> summary
+
+    def values(self, metric: str) -> list[float]:
+        out = [row.metric(metric) for row in self.rows]
+        return [v for v in out if v is not None]
+
+    def has(self, metric: str) -> bool:
+        return metric in self.figures
+
+
+@dataclass(slots=True)
+class Comparison:
+    a: Group
+    b: Group
+    meter: str
+    metric: str
+    ratio: Ratio
+    p_value: float | None
+
+
+@dataclass(slots=True)
+class Report:
+    journal: str
+    rows: list[RunRow]
+    groups: list[Group]
+    comparisons: list[Comparison]
+    per_tag: str
+    baseline: str | None
+    baseline_w: dict[str, float]
+    grouping: str  # "name" or "tag <TAG>"
+    notes: list[str]
+    scan: ScanResult
+
+
+METRICS = ("net_energy_per_unit_j", "energy_per_unit_j", "net_energy_j", "energy_j")
+
+
+def _parse_units(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        units = float(value)
+    except ValueError:
+        return None
+    return units if math.isfinite(units) and units > 0 else None
+
+
+def _status(record: RunRecord) -> str:
+    if record.result is None:
+        return "no data"
+    if record.is_open:
+        return "open"
+    if record.aborted:
+        return "aborted"
+    return "ok"
+
+
+def _baseline_power(records: list[RunRecord], name: str) -> dict[str, float]:
+    def usable(r: RunRecord) -> bool:
+        return (r.phase is None and r.result is not None and not r.is_open and not r.aborted
+                and r.result.duration_s > 0)
+
+    chosen = [r for r in records if r.run == name and usable(r)]
+    if not chosen:
+        chosen = [r for r in records if group_name(r.run) == name and usable(r)]
+    energy: dict[str, float] = {}
+    duration: dict[str, float] = {}
+    for r in chosen:
+        assert r.result is not None
+        energy[r.meter] = energy.get(r.meter, 0.0) + r.result.energy_j
+        duration[r.meter] = duration.get(r.meter, 0.0) + r.result.duration_s
+    return {m: energy[m] / duration[m] for m in energy}
+
+
+def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") -> Report:
+    records = scan.records
+    notes: list[str] = []
+    if not records:
+        raise ReportError(
+            f"no runs in the journal {journal} ({scan.stats.readings} readings, "
+            f"{scan.stats.markers} markers): send 'start NAME' and 'stop NAME' markers "
+            "while the daemon runs")
+    if options.run_globs:
+        selected = [r for r in records
+                    if any(fnmatch.fnmatchcase(r.run, g) for g in options.run_globs)]
+        if not selected:
+            names = sorted({r.run for r in records})
+            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            raise ReportError(f"no run matches {' '.join(options.run_globs)} "
+                              f"(runs in the journal: {shown})")
+    else:
+        selected = list(records)
+
+    baseline_w: dict[str, float] = {}
+    if options.baseline is not None:
+        baseline_w = _baseline_power(records, options.baseline)
+        if not baseline_w:
+            raise ReportError(f"baseline run {options.baseline!r} not found as a closed, "
+                              "complete run in the journal")
+    per_tag = options.per_tag or DEFAULT_PER_TAG
+
+    rows: list[RunRow] = []
+    for record in selected:
+        row = RunRow(record, _status(record))
+        result = record.result
+        if result is not None:
+            row.units = _parse_units(record.tags.get(per_tag))
+            base = baseline_w.get(record.meter)
+            if base is not None:
+                row.net_energy_j = result.energy_j - base * result.duration_s
+            if row.units is not None:
+                row.energy_per_unit_j = result.energy_j / row.units
+                if row.net_energy_j is not None:
+                    row.net_energy_per_unit_j = row.net_energy_j / row.units
+            elif options.per_tag is not None and record.phase is None:
+                notes.append(f"run {record.run}: no numeric '{per_tag}' tag, "
+                             "no per-unit figure")
+        if options.baseline is not None and record.meter not in baseline_w and result:
+            notes.append(f"run {record.run} on meter {record.meter}: the baseline has no "
+                         "reading on that meter, no net energy")
+        row.excluded_because = _exclusion(row, options)
+        if row.excluded_because is None:
+            if options.group_by is not None:
+                row.group = record.tags.get(options.group_by)
+                if row.group is None:
+                    row.excluded_because = f"no '{options.group_by}' tag"
+            else:
+                row.group = group_name(record.run)
+        rows.append(row)
+
+    groups = _groups(rows)
+    comparisons = _comparisons(groups)
+    notes.extend(_row_notes(rows))
+    grouping = "name" if options.group_by is None else f"tag {options.group_by}"
+    return Report(journal=journal, rows=rows, groups=groups, comparisons=comparisons,
+                  per_tag=per_tag, baseline=options.baseline, baseline_w=baseline_w,
+                  grouping=grouping, notes=notes, scan=scan)
+
+
+def _exclusion(row: RunRow, options: ReportOptions) -> str | None:
+    r = row.record
+    if r.phase is not None:
+        return "phase"
+    if r.result is None:
+        return r.note or "no readings"
+    if r.is_open:
+        return "open (no stop in the journal)"
+    if r.aborted:
+        return "aborted"
+    if r.clock_step:
+        return "the realtime clock stepped during the run"
+    if options.baseline is not None and (
+            r.run == options.baseline or group_name(r.run) == options.baseline):
+        return "baseline"
+    return None
+
+
+def _row_notes(rows: list[RunRow]) -> list[str]:
+    notes = []
+    for row in rows:
+        r = row.record
+        if r.is_open:
+            what = ("integrated up to the meter's last reading"
+                    if r.result is not None else "no reading after its start")
+            notes.append(f"run {row.label} on meter {r.meter} has no stop in the journal "
+                         f"(open since {r.start_ns} ns): {what}, flagged open, left out "
+                         "of statistics")
+        elif r.result is None:
+            notes.append(f"run {row.label} on meter {r.meter}: {r.note or 'no readings'}")
+    return notes
+
+
+def _groups(rows: list[RunRow]) -> list[Group]:
+    order: dict[tuple[str, str], list[RunRow]] = {}
+    for row in rows:
+        if row.group is not None:
+            order.setdefault((row.group, row.record.meter), []).append(row)
+    groups = []
+    for (name, meter), members in order.items():
+        energies = [m.record.result.energy_j for m in members if m.record.result is not None]
+        group = Group(name, meter, members, summarize(energies))
+        for metric in METRICS:
+            values = [m.metric(metric) for m in members]
+            if all(v is not None for v in values):
+                group.figures[metric] = summarize([v for v in values if v is not None])
+        groups.append(group)
+    return groups
+
+
+def _comparisons(groups: list[Group]) -> list[Comparison]:
+    out = []
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            if a.meter != b.meter:
+                continue
+            metric = next(m for m in METRICS if a.has(m) and b.has(m))
+            va, vb = a.values(metric), b.values(metric)
+            if not va or not vb or math.fsum(vb) == 0:
+                continue
+            out.append(Comparison(a, b, a.meter, metric, fieller_ratio(va, vb),
+                                  welch_p(va, vb)))
+    return out
