@@ -16,7 +16,7 @@ class PlotUnavailableError(Exception):
 
 def check_available() -> None:
     try:
-        import matplotlib  # noqa: F401, PLC0415 - optional extra, probed on demand
+        import matplotlib  # noqa: F401 - optional extra, probed on demand
     except ImportError:
         raise PlotUnavailableError(
             f"--plot needs matplotlib, the optional extra 'plot': {INSTALL_HINT}") from None
@@ -25,10 +25,10 @@ def check_available() -> None:
 def plot_report(report: Report, path: str | Path) -> int:
     """Draw and save; returns the number of curves drawn."""
     check_available()
-    import matplotlib  # noqa: PLC0415 - optional extra
+    import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
     curves = 0
