@@ -216,7 +216,7 @@ class _Located:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
-        return _SCALARS.construct_object(node)  # type: ignore[no-untyped-call]
+        return _SCALARS.construct_object(node)
 
 
 class _Builder:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.clock.wiring import install_clock
 from wattd.config import Config
 from wattd.daemon.meters import MeterSet
 from wattd.daemon.pipeline import Pipeline
@@ -51,6 +52,8 @@ class Daemon:
         self.add_status("journal", self.journal.stats)
         self.add_status("pipeline", self.pipeline.status)
         self.add_status("meters", self.meters.status)
+        # Clock health: clock_synced on every reading, require_sync gate, step events.
+        self.clock_service = install_clock(self)
         # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
         self.sinks = install_sinks(self)
         # systemd: READY/WATCHDOG/STATUS/RELOADING/STOPPING (no-ops outside systemd).
@@ -123,7 +126,7 @@ class Daemon:
         for hook in reversed(self.shutdown_hooks):
             try:
                 await hook()
-            except Exception:  # noqa: BLE001 - keep shutting down
+            except Exception:
                 log.exception("shutdown_hook_failed")
         pipeline_task = self.tasks.pop("pipeline", None)
         for task in self.tasks.values():
@@ -148,7 +151,8 @@ class Daemon:
                     log.info("power", meter=meter.name, state="no reading yet")
                     continue
                 log.info("power", meter=meter.name, power_w=_round(reading.power_w),
-                         voltage_v=_round(reading.voltage_v), current_a=_round(reading.current_a, 3),
+                         voltage_v=_round(reading.voltage_v),
+                         current_a=_round(reading.current_a, 3),
                          energy_j=_round(reading.energy_j), status=reading.status)
 
 

@@ -8,9 +8,11 @@ a burst of readings costs one journal write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
+from wattd.clock.gate import SyncGate
 from wattd.clock.timesource import Clock
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
@@ -58,6 +60,8 @@ class Pipeline:
         self.hooks: list[ReadingHook] = []
         # Consulted before each journal write: False holds readings (require_sync).
         self.write_gate: Callable[[], bool] = lambda: True
+        # clock.require_sync: holds released readings (bounded) until the clock is synced.
+        self.sync_gate: SyncGate | None = None
         self._ready: list[Reading] = []
         self._wake = asyncio.Event()
         self.readings_in = 0
@@ -70,7 +74,7 @@ class Pipeline:
         for hook in self.hooks:
             try:
                 hook(reading)
-            except Exception:  # noqa: BLE001 - a faulty hook must not lose the reading
+            except Exception:
                 log.exception("reading_hook_failed")
         self.last_reading[reading.meter] = reading
         self.stage.push(reading)
@@ -79,13 +83,15 @@ class Pipeline:
     async def run(self) -> None:
         """Writer task: moves released readings into the journal."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), PUMP_INTERVAL_S)
-            except TimeoutError:
-                pass
             self._wake.clear()
             self.progress += 1
-            self._ready.extend(self.stage.pop_ready(self.clock.boottime_ns()))
+            now_boot_ns = self.clock.boottime_ns()
+            ready = self.stage.pop_ready(now_boot_ns)
+            if self.sync_gate is not None:
+                ready = self.sync_gate.release(ready, now_boot_ns)
+            self._ready.extend(ready)
             await self._write()
 
     async def _write(self) -> None:
@@ -109,7 +115,10 @@ class Pipeline:
 
     async def drain(self) -> None:
         """Shutdown: release everything held back and write it."""
-        self._ready.extend(self.stage.flush_all())
+        ready = self.stage.flush_all()
+        if self.sync_gate is not None:
+            ready = self.sync_gate.flush() + ready
+        self._ready.extend(ready)
         gate = self.write_gate
         self.write_gate = lambda: True
         try:

@@ -12,6 +12,7 @@ off on open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import shutil
@@ -122,10 +123,8 @@ class Journal:
     async def close(self) -> None:
         if self._fsync_task is not None:
             self._fsync_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._fsync_task
-            except asyncio.CancelledError:
-                pass
             self._fsync_task = None
         async with self._lock:
             if self._file is not None:

@@ -1,0 +1,138 @@
+"""Config loading: typed values, defaults, and errors naming file, line and key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wattd.config import load_config, load_config_text, parse_listen
+from wattd.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_is_valid_and_documents_defaults() -> None:
+    cfg = load_config(ROOT / "config.example.yaml", )
+    meter = cfg.meters[0]
+    assert meter.driver == "gb202"
+    assert meter.calibration == {"kv": 1.88, "ki": 1.0}
+    assert meter.plausible.voltage_v == (80.0, 300.0)
+    assert cfg.markers.listen == ["127.0.0.1:9288"]
+    assert cfg.markers.rate.per_s == 100.0
+    assert cfg.journal.fsync_interval_s == 1.0
+    assert cfg.journal.max_bytes == 1 << 30
+    assert cfg.influxdb == []
+
+
+def test_minimal_config_gets_defaults() -> None:
+    cfg = load_config_text("meters: [{name: a, driver: cse7766, port: /dev/ttyUSB0}]",
+                           environ={})
+    assert cfg.journal.dir == "/var/lib/wattd"
+    assert cfg.markers.stop_wait_s == 5.0
+    assert cfg.markers.effective_holdback_ms() == 250.0 + 110.0
+    assert cfg.clock.require_sync is False
+    assert cfg.gpio is None
+
+
+def test_state_directory_overrides_journal_dir() -> None:
+    cfg = load_config_text("meters: [{name: a, port: /dev/x}]\njournal: {dir: ./j}",
+                           environ={"STATE_DIRECTORY": "/var/lib/wattd:/other"})
+    assert cfg.journal.dir == "/var/lib/wattd"
+
+
+def test_influxdb_single_mapping_becomes_list() -> None:
+    cfg = load_config_text(
+        "meters: [{name: a, port: /dev/x}]\n"
+        "influxdb: {url: 'http://127.0.0.1:8086', api: v1, database: w}\n", environ={})
+    assert len(cfg.influxdb) == 1
+    assert cfg.influxdb[0].database == "w"
+    assert cfg.influxdb[0].sink_name.startswith("v1-http")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "fragment"),
+    [
+        ("meters:\n  - name: a\n    port: /dev/x\n    latncy_ms: 3\n", 4, "meters[0].latncy_ms",
+         "did you mean 'latency_ms'"),
+        ("meters:\n  - name: a\n    driver: cse7767\n    port: x\n", 3, "meters[0].driver",
+         "did you mean 'cse7766'"),
+        ("meters:\n  - name: a\n    port: x\n    latency_ms: fast\n", 4, "meters[0].latency_ms",
+         "must be a number"),
+        ("meters:\n  - name: a\n    driver: gb202\n", 2, "meters[0].port", "needs a serial"),
+        ("meters:\n  - {name: a, port: x}\n  - {name: a, port: y}\n", 3, "meters[1].name",
+         "duplicate"),
+        ("meters:\n  - {name: a, port: x}\nmarkers:\n  listen: ['10.0.0.1:x']\n", 4,
+         "markers.listen[0]", "bad port"),
+        ("meters:\n  - {name: a, port: x}\njournal:\n  max_bytes: -1\n", 4,
+         "journal.max_bytes", "must be > 0"),
+        ("meters:\n  - {name: a, port: x}\ninfluxdb:\n  url: ftp://x\n  database: d\n", 4,
+         "influxdb[0].url", "http"),
+    ],
+)
+def test_errors_name_file_line_and_key(text: str, line: int, key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, "my.yaml", environ={})
+    err = info.value
+    assert err.file == "my.yaml"
+    assert err.line == line
+    assert err.key == key
+    assert fragment in str(err)
+    assert str(err).startswith(f"my.yaml:{line}: key '{key}'")
+
+
+def test_invalid_yaml_names_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text("meters:\n  - name: [a\n", "bad.yaml", environ={})
+    assert info.value.line is not None
+    assert "invalid YAML" in str(info.value)
+
+
+def test_missing_meters_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="'meters': is required"):
+        load_config_text("journal: {dir: x}\n", "f.yaml", environ={})
+
+
+def test_secret_files_are_read_and_stripped(tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("  hunter2\n")
+    cfg = load_config_text(
+        f"meters: [{{name: a, port: x}}]\nmarkers: {{secret_file: {secret}}}\n", environ={})
+    assert cfg.markers.secret == b"hunter2"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:9288", ("127.0.0.1", 9288)), ("[::]:9300", ("::", 9300)),
+     ("0.0.0.0", ("0.0.0.0", 9288)), ("[::1]", ("::1", 9288))],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+def _wattd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wattd", *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_check_config_cli_ok_and_error(tmp_path: Path) -> None:
+    ok = _wattd("check-config", str(ROOT / "config.example.yaml"))
+    assert ok.returncode == 0, ok.stderr
+    assert "ok" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("meters:\n  - name: a\n    port: x\n    baudrate: fast\n")
+    res = _wattd("check-config", str(bad))
+    assert res.returncode == 2
+    assert f"{bad}:4: key 'meters[0].baudrate'" in res.stderr
+    assert "Traceback" not in res.stderr
+    missing = _wattd("check-config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+
+
+def test_version_flag() -> None:
+    res = _wattd("--version")
+    assert res.returncode == 0
+    assert res.stdout.startswith("wattd ")

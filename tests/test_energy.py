@@ -1,0 +1,96 @@
+"""The shared energy definition: exact integrals of linearly interpolated power."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wattd.energy import IntervalIntegrator, integrate
+
+S = 1_000_000_000
+READINGS = [(0, 10.0), (S, 10.0), (2 * S, 20.0), (3 * S, 20.0)]
+
+
+def test_boundaries_between_readings_are_interpolated() -> None:
+    res = integrate(READINGS, S // 2, 5 * S // 2)
+    # 0.5..1 s: 5 J; 1..2 s ramp 10->20 W: 15 J; 2..2.5 s: 10 J
+    assert res.energy_j == pytest.approx(30.0)
+    assert res.duration_s == pytest.approx(2.0)
+    assert res.mean_w == pytest.approx(15.0)
+    assert res.samples == 2
+    assert (res.min_w, res.max_w) == (10.0, 20.0)
+    assert res.extrapolated_s == 0.0
+
+
+def test_interval_inside_one_gap_uses_interpolated_powers() -> None:
+    res = integrate(READINGS, int(1.25 * S), int(1.75 * S))
+    assert res.energy_j == pytest.approx(0.5 * 15.0)
+    assert res.samples == 0
+    assert res.min_w == pytest.approx(12.5)
+    assert res.max_w == pytest.approx(17.5)
+
+
+def test_ends_beyond_readings_are_held_and_reported() -> None:
+    res = integrate(READINGS, -S, 4 * S)
+    assert res.energy_j == pytest.approx(10 + 10 + 15 + 20 + 20)
+    assert res.extrapolated_s == pytest.approx(2.0)
+
+
+def test_phase_result_while_run_goes_on() -> None:
+    integ = IntervalIntegrator(0)
+    for t, p in READINGS:
+        integ.add(t, p)
+    assert integ.result(S).energy_j == pytest.approx(10.0)
+    assert integ.result(3 * S).energy_j == pytest.approx(45.0)
+    assert integ.covers(3 * S)
+    assert not integ.covers(3 * S + 1)
+
+
+def test_out_of_order_reading_is_ignored() -> None:
+    integ = IntervalIntegrator(0)
+    integ.add(0, 10.0)
+    integ.add(2 * S, 10.0)
+    integ.add(S, 1000.0)
+    assert integ.result(2 * S).energy_j == pytest.approx(20.0)
+
+
+def test_no_reading_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no reading"):
+        IntervalIntegrator(0).result(S)
+
+
+def _reference(readings: list[tuple[int, float]], a: int, b: int) -> float:
+    """Independent form: extend the samples to +-infinity with held ends, then
+    integrate each linear piece clipped to [a, b] analytically."""
+    far = 10**30
+    pts = [(-far, readings[0][1]), *readings, (far, readings[-1][1])]
+    total = 0.0
+    for (t0, p0), (t1, p1) in itertools.pairwise(pts):
+        lo, hi = max(a, t0), min(b, t1)
+        if hi <= lo or t1 == t0:
+            continue
+        slope = (p1 - p0) / (t1 - t0)
+        p_lo = p0 + slope * (lo - t0)
+        p_hi = p0 + slope * (hi - t0)
+        total += (p_lo + p_hi) / 2 * (hi - lo)
+    return total / S
+
+
+@given(gaps=st.lists(st.integers(1, 3 * S), min_size=2, max_size=12),
+       powers=st.lists(st.floats(0, 100), min_size=12, max_size=12),
+       a_frac=st.floats(-0.2, 1.0), length=st.floats(0.01, 1.2))
+def test_matches_fine_numerical_integral(gaps: list[int], powers: list[float], a_frac: float,
+                                         length: float) -> None:
+    t = 0
+    readings = []
+    for gap, p in zip(gaps, powers, strict=False):
+        readings.append((t, p))
+        t += gap
+    span = readings[-1][0] or 1
+    a = int(a_frac * span)
+    b = a + max(1, int(length * span))
+    res = integrate(readings, a, b)
+    assert res.energy_j == pytest.approx(_reference(readings, a, b), rel=1e-9, abs=1e-12)

@@ -1,0 +1,59 @@
+"""Line protocol: escaping, types, and round trips."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wattd.lineprotocol import LineProtocolError, format_line, parse_line
+
+
+def test_format_types_and_escapes() -> None:
+    line = format_line("wattd_power", {"meter": "pi 3", "run": "a,b=c"},
+                       {"power_w": 3.5, "samples": 3, "ok": True, "text": 'k=v "x"'}, 123)
+    assert line == ('wattd_power,meter=pi\\ 3,run=a\\,b\\=c '
+                    'power_w=3.5,samples=3i,ok=true,text="k=v \\"x\\"" 123')
+
+
+def test_empty_tag_values_are_omitted_and_tags_sorted() -> None:
+    assert format_line("m", {"b": "2", "a": "1", "c": ""}, {"v": 1.0}, 5) == "m,a=1,b=2 v=1.0 5"
+
+
+def test_non_finite_float_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot carry"):
+        format_line("m", {}, {"v": float("nan")}, 1)
+
+
+@pytest.mark.parametrize("bad", ["", "m", "m v=", "m v=1 x", 'm v="open 1', "m,t v=1 1",
+                                 "m v=nan 1", "m v=1 1 2 3"])
+def test_bad_lines_raise_only_their_error(bad: str) -> None:
+    with pytest.raises(LineProtocolError):
+        parse_line(bad)
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\\"),
+                min_size=1, max_size=20)
+_key = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
+_value = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**62, 2**62),
+                   st.booleans(), _text)
+
+
+@given(tags=st.dictionaries(_key, _text, max_size=4),
+       fields=st.dictionaries(_key, _value, min_size=1, max_size=4),
+       t_ns=st.integers(0, 2**62))
+def test_round_trip(tags: dict[str, str], fields: dict[str, object], t_ns: int) -> None:
+    line = format_line("wattd_power", tags, fields, t_ns)  # type: ignore[arg-type]
+    point = parse_line(line)
+    assert point.measurement == "wattd_power"
+    assert point.tags == tags
+    assert point.fields == fields
+    assert point.t_ns == t_ns
+
+
+@given(st.text(max_size=200))
+def test_parser_raises_nothing_else(text: str) -> None:
+    with contextlib.suppress(LineProtocolError):
+        parse_line(text)
