@@ -140,13 +140,17 @@ def parse_line(line: str) -> Point:
     line = line.rstrip("\r\n")
     if not line or line.startswith("#"):
         raise LineProtocolError("empty", "")
-    sections = _split_unescaped(line, " ", respect_quotes=True)
-    sections = [s for s in sections if s != ""]
-    if len(sections) not in (2, 3):
+    # Measurement and tags hold no quoted strings (a '"' there is literal);
+    # field values may hold quoted spaces.
+    head = _split_unescaped(line, " ")
+    key_part = head[0]
+    rest = line[len(key_part) + 1:] if len(head) > 1 else ""
+    sections = [s for s in _split_unescaped(rest, " ", respect_quotes=True) if s != ""]
+    if len(sections) not in (1, 2):
         raise LineProtocolError("bad_line", line[:80])
-    key_part, field_part = sections[0], sections[1]
+    field_part = sections[0]
     try:
-        t_ns = int(sections[2]) if len(sections) == 3 else 0
+        t_ns = int(sections[1]) if len(sections) == 2 else 0
     except ValueError:
         raise LineProtocolError("bad_timestamp", line[:80]) from None
     key_items = _split_unescaped(key_part, ",")
