@@ -1,0 +1,141 @@
+"""The daemon's meters: one source per configured meter, each in its own task.
+
+A meter that fails never stalls the others: each source runs in its own
+task, reconnects by itself, and a crash of one source is logged, counted and
+the source restarted after a pause. Under ``--simulate`` (and for driver
+``simulated``) a simulated chip is served on a pseudo-terminal and the real
+serial path reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from wattd.clock.timesource import Clock
+from wattd.config import SERIAL_DRIVERS, MeterConfig
+from wattd.logsetup import get_logger
+from wattd.readings import Reading
+
+log = get_logger("wattd.meters")
+
+SIMULATED_DEFAULT_POWER_W = 3.5
+RESTART_PAUSE_S = 2.0
+
+
+class Source(Protocol):
+    async def run(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class MeterSet:
+    def __init__(self, meters: list[MeterConfig], *, clock: Clock,
+                 on_reading: Callable[[Reading], None], simulate: bool = False) -> None:
+        self.meters = meters
+        self.clock = clock
+        self.on_reading = on_reading
+        self.simulate = simulate
+        self.sources: dict[str, Source] = {}
+        self.simulators: dict[str, Any] = {}
+        self.crashes: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        for meter in self.meters:
+            try:
+                source = self._make_source(meter)
+            except Exception:  # noqa: BLE001 - one bad meter must not stop the others
+                log.exception("meter_setup_failed", meter=meter.name)
+                continue
+            self.sources[meter.name] = source
+            self._tasks[meter.name] = asyncio.create_task(self._supervise(meter.name, source),
+                                                          name=f"meter-{meter.name}")
+
+    def _simulated_port(self, meter: MeterConfig) -> str:
+        from wattd.simulator.meter import start_simulated_meter
+
+        if self._sim_dir is None:
+            self._sim_dir = tempfile.TemporaryDirectory(prefix="wattd-sim-")
+        driver = "gb202" if meter.driver == "simulated" else meter.driver
+        power_w = meter.power_w
+        if power_w is None and meter.profile is None:
+            power_w = SIMULATED_DEFAULT_POWER_W
+        link = Path(self._sim_dir.name) / f"{meter.name}.tty"
+        server = start_simulated_meter(driver, power_w=power_w, profile=meter.profile,
+                                       calibration=meter.calibration or None, link_path=link)
+        self.simulators[meter.name] = server
+        log.info("simulated_meter_started", meter=meter.name, driver=driver,
+                 port=str(server.port_path), power_w=power_w, profile=meter.profile)
+        return str(server.port_path)
+
+    def _make_source(self, meter: MeterConfig) -> Source:
+        if meter.driver == "pulse":
+            from wattd.sources.pulse_source import PulseSource
+
+            return PulseSource(meter, on_reading=self.on_reading, clock=self.clock)
+        simulated = meter.driver == "simulated" or (self.simulate and meter.driver in
+                                                    SERIAL_DRIVERS)
+        port = self._simulated_port(meter) if simulated else meter.port
+        driver = "gb202" if meter.driver == "simulated" else meter.driver
+        from wattd.sources.serial_source import make_serial_source
+
+        assert port is not None  # config validation requires a port for serial drivers
+        return make_serial_source(meter, port=port, driver=driver, clock=self.clock,
+                                  on_reading=self.on_reading)
+
+    async def _supervise(self, name: str, source: Source) -> None:
+        while not self._stopping:
+            try:
+                await source.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - restart the source, keep the daemon
+                self.crashes[name] = self.crashes.get(name, 0) + 1
+                log.exception("meter_source_crashed", meter=name, crashes=self.crashes[name])
+                await asyncio.sleep(RESTART_PAUSE_S)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for source in self.sources.values():
+            stop = getattr(source, "stop", None)
+            if stop is not None:
+                result = stop()
+                if inspect.isawaitable(result):
+                    await result
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks.values(), timeout=3.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+        for name, server in self.simulators.items():
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001
+                log.exception("simulator_stop_failed", meter=name)
+        self.simulators.clear()
+        if self._sim_dir is not None:
+            self._sim_dir.cleanup()
+            self._sim_dir = None
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for meter in self.meters:
+            source = self.sources.get(meter.name)
+            entry: dict[str, Any] = {"driver": meter.driver}
+            if source is None:
+                entry["state"] = "setup failed"
+            else:
+                entry.update(source.status())
+            if meter.name in self.crashes:
+                entry["crashes"] = self.crashes[meter.name]
+            out[meter.name] = entry
+        return out
