@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -295,7 +297,7 @@ def test_low_load_holds_then_caps_then_decays() -> None:
     tail = [feed(pf=1, preg=100_000, update=0x61).power_w for _ in range(200)]
     assert all(p is not None and p > 0 for p in tail)
     assert tail[-1] == pytest.approx(jpp / ((216 - 1) * FRAME_NS / NS - 0.025), rel=1e-6)
-    assert all(a >= b for a, b in zip(tail, tail[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(tail))
     assert tail[-1] < 0.3
     # Only the chip's no-load bit gives 0 W.
     assert feed(state=0xF2, pf=1, update=0x61).power_w == 0.0

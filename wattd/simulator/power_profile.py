@@ -17,6 +17,7 @@ last step holds for ever.
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -83,7 +84,7 @@ class PowerProfile:
         return cls(tuple(times), tuple(powers), loop_s)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> PowerProfile:
+    def from_file(cls, path: str | os.PathLike[str]) -> PowerProfile:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:

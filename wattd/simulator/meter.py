@@ -1,0 +1,60 @@
+"""A complete simulated meter: a chip model for a driver, served on a pty.
+
+``wattd simulate`` and ``wattd run --simulate`` both start one with
+``start_simulated_meter``. Chip models are looked up per driver in ``CHIPS``
+(streamed chips only so far; a polled chip's model must also answer
+requests, which the BL09xx work adds).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from wattd.errors import ConfigError
+from wattd.protocols.registry import get_driver
+from wattd.simulator.chip_hlw8032 import FRAME_INTERVAL_S, ChipModel
+from wattd.simulator.power_profile import ConstantPower, PowerProfile, PowerSource
+from wattd.simulator.pty_server import FrameSource, PtyMeterServer
+
+# driver name -> (power source, resolved calibration, seed, pf_start) -> chip model
+ChipFactory = Callable[[PowerSource, Mapping[str, float], "int | None", int], FrameSource]
+
+
+def _hlw8032_chip(power: PowerSource, calibration: Mapping[str, float], seed: int | None,
+                  pf_start: int) -> FrameSource:
+    return ChipModel(power, kv=calibration["kv"], ki=calibration["ki"], seed=seed,
+                     pf_start=pf_start)
+
+
+CHIPS: dict[str, ChipFactory] = {"cse7766": _hlw8032_chip, "hlw8032": _hlw8032_chip,
+                                 "gb202": _hlw8032_chip}
+
+
+def power_source(power_w: float | None = None,
+                 profile: str | os.PathLike[str] | None = None) -> PowerSource:
+    """A constant power or a profile file (see ``power_profile``); 3 W by default."""
+    if profile is not None:
+        return PowerProfile.from_file(profile)
+    return ConstantPower(3.0 if power_w is None else float(power_w))
+
+
+def start_simulated_meter(driver: str, *, power_w: float | None = None,
+                          profile: str | os.PathLike[str] | None = None,
+                          calibration: Mapping[str, float] | None = None,
+                          link_path: str | os.PathLike[str] | None = None,
+                          seed: int | None = None, pf_start: int = 0) -> PtyMeterServer:
+    """Start a simulated ``driver`` meter in a thread; returns the running server.
+
+    The decoder made by ``get_driver(driver).make_decoder(calibration)`` reads
+    ``power_w`` (or the profile) back from it. Use ``.port_path`` as the
+    meter's port and call ``.stop()`` when done (also ``.unplug()``/``.replug()``).
+    """
+    spec = get_driver(driver)
+    chip_factory = CHIPS.get(spec.name)
+    if chip_factory is None:
+        raise ConfigError(f"no simulator for driver {driver!r} yet", key="driver")
+    chip = chip_factory(power_source(power_w, profile), spec.calibration(calibration), seed,
+                        pf_start)
+    return PtyMeterServer(chip, spec.serial, link_path=link_path,
+                          frame_interval_s=FRAME_INTERVAL_S).start()

@@ -1,0 +1,99 @@
+"""Reconnect logic for a port that comes and goes (USB unplug): state, backoff, clean stop.
+
+Each state change is logged once: ``connected`` (info), ``lost`` (warning),
+``retrying`` (warning, on the first failed attempt of a series; later
+failures of the same series log at debug only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+
+class LinkState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    LOST = "lost"
+    RETRYING = "retrying"
+    STOPPED = "stopped"
+
+
+class Reconnector:
+    """Capped exponential backoff with jitter: 0.5 s doubling to 30 s by default."""
+
+    def __init__(self, name: str, *, initial_s: float = 0.5, max_s: float = 30.0,
+                 factor: float = 2.0, jitter: float = 0.2, rng: random.Random | None = None,
+                 log: Any = None) -> None:
+        self.name = name
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.factor = factor
+        self.jitter = jitter
+        self.state = LinkState.CONNECTING
+        self.reconnects = 0  # successful connections after the first
+        self.failures = 0  # failed attempts in the current series
+        self.last_error = ""
+        self._delay_s = initial_s
+        self._ever_connected = False
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._stopped = asyncio.Event()
+        self._log = log or structlog.get_logger("wattd.sources")
+
+    def connected(self) -> None:
+        if self._ever_connected:
+            self.reconnects += 1
+        self._ever_connected = True
+        self.failures = 0
+        self._delay_s = self.initial_s
+        self._set(LinkState.CONNECTED)
+        self._log.info("meter port connected", meter=self.name, reconnects=self.reconnects)
+
+    def lost(self, reason: str) -> None:
+        self.last_error = reason
+        if self.state is LinkState.CONNECTED:
+            self._set(LinkState.LOST)
+            self._log.warning("meter port lost", meter=self.name, reason=reason)
+
+    def failed(self, reason: str) -> None:
+        """An open attempt failed."""
+        self.failures += 1
+        self.last_error = reason
+        if self.state is not LinkState.RETRYING:
+            self._set(LinkState.RETRYING)
+            self._log.warning("meter port unavailable, retrying", meter=self.name,
+                              reason=reason, retry_in_s=round(self._delay_s, 2))
+        else:
+            self._log.debug("meter port still unavailable", meter=self.name, reason=reason,
+                            failures=self.failures)
+
+    def next_delay_s(self) -> float:
+        delay = self._delay_s * (1.0 + self.jitter * (2 * self._rng.random() - 1))
+        self._delay_s = min(self.max_s, self._delay_s * self.factor)
+        return max(0.0, min(delay, self.max_s))
+
+    async def wait(self) -> bool:
+        """Sleep the backoff delay; False once stopped (then do not retry)."""
+        if self._stopped.is_set():
+            return False
+        try:
+            await asyncio.wait_for(self._stopped.wait(), self.next_delay_s())
+        except TimeoutError:
+            return True
+        return False
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._set(LinkState.STOPPED)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def _set(self, state: LinkState) -> None:
+        if self.state is not LinkState.STOPPED:
+            self.state = state

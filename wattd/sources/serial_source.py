@@ -1,0 +1,232 @@
+"""A serial meter in the event loop: pyserial's fd in ``loop.add_reader``, no polling loop.
+
+Bytes are read the moment the kernel has them (non-blocking ``os.read`` on the
+port's fd), stamped right then on both clocks, fed to the pure decoder, and
+each decoded measurement becomes a ``Reading`` stamped per SPEC 7: arrival of
+the frame's last byte - the frame's wire time - the adapter's ``latency_ms``.
+The port is reopened with backoff when it vanishes; nothing here raises out
+of ``run()`` except cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import serial
+import structlog
+
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.protocols.base import DecodeError, Decoder, Measurement, SerialSettings
+from wattd.protocols.registry import DriverSpec
+from wattd.readings import Reading
+from wattd.sources.reconnect import Reconnector
+
+READ_BYTES = 4096
+ERROR_LOG_INTERVAL_S = 10.0  # identical decode-error log lines: at most one per interval
+_GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
+
+
+class _Flushable(Protocol):
+    def flush(self, t_ns: int) -> list[DecodeError | Measurement]: ...
+
+
+class _PortGone(Exception):
+    """The open port stopped working (EOF, EIO, ENXIO: unplugged)."""
+
+
+class SerialSource:
+    """One serial meter. ``await run()`` until ``stop()``; ``status()`` for ``wattd status``."""
+
+    def __init__(self, name: str, port: str, driver: DriverSpec, decoder: Decoder, *,
+                 on_reading: Callable[[Reading], None],
+                 on_error: Callable[[DecodeError], None] | None = None,
+                 settings: SerialSettings | None = None, latency_ms: float = 0.0,
+                 clock: Clock = SYSTEM_CLOCK, static_tags: Mapping[str, str] | None = None,
+                 poll_interval_s: float | None = None,
+                 clock_synced: Callable[[], bool] | None = None,
+                 reconnector: Reconnector | None = None, log: Any = None) -> None:
+        self.name = name
+        self.port = port
+        self.driver = driver
+        self.decoder = decoder
+        self.settings = settings or driver.serial
+        self.latency_ns = round(latency_ms * 1e6)
+        self.clock = clock
+        self.static_tags = dict(static_tags or {})
+        self.poll_interval_s = poll_interval_s
+        self._on_reading = on_reading
+        self._on_error = on_error
+        self._clock_synced = clock_synced or (lambda: True)
+        self._log = log or structlog.get_logger("wattd.sources")
+        self.reconnector = reconnector or Reconnector(name, log=self._log)
+        self.bytes_read = 0
+        self.readings = 0
+        self.handler_errors = 0
+        self._last_reading_boot_ns: int | None = None
+        self._serial: serial.Serial | None = None
+        self._gone: asyncio.Future[str] | None = None
+        self._error_log_last: dict[str, float] = {}
+        self._error_log_suppressed: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        rc = self.reconnector
+        while not rc.stopped:
+            try:
+                port = self._open()
+            except (serial.SerialException, OSError, ValueError) as exc:
+                rc.failed(str(exc))
+                if not await rc.wait():
+                    break
+                continue
+            self._serial = port
+            self._gone = loop.create_future()
+            fd = port.fileno()
+            loop.add_reader(fd, self._on_readable, fd)
+            rc.connected()
+            poller = loop.create_task(self._poll(fd)) if self._polled() else None
+            try:
+                reason = await self._gone
+            finally:
+                loop.remove_reader(fd)
+                if poller is not None:
+                    poller.cancel()
+                self._close()
+            if rc.stopped:
+                break
+            rc.lost(reason)
+            if not await rc.wait():
+                break
+        self._close()
+
+    def stop(self) -> None:
+        self.reconnector.stop()
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result("stopped")
+
+    def _open(self) -> serial.Serial:
+        s = self.settings
+        port = serial.Serial(self.port, baudrate=s.baudrate, bytesize=s.bytesize,
+                             parity=s.parity, stopbits=s.stopbits, timeout=0,
+                             exclusive=True)
+        try:
+            port.set_low_latency_mode(True)
+        except (OSError, ValueError, AttributeError, NotImplementedError) as exc:
+            self._log.debug("low-latency mode unavailable", meter=self.name, reason=str(exc))
+        return port
+
+    def _close(self) -> None:
+        port, self._serial = self._serial, None
+        if port is not None:
+            try:
+                port.close()
+            except (OSError, serial.SerialException) as exc:
+                self._log.debug("closing meter port failed", meter=self.name, reason=str(exc))
+        flush = getattr(self.decoder, "flush", None)
+        if flush is not None:  # a frame cut by the unplug is `incomplete`
+            self._dispatch(flush(self.clock.realtime_ns()), 0, 0)
+
+    # ------------------------------------------------------------------ reading
+    def _on_readable(self, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_BYTES)
+            real_ns = self.clock.realtime_ns()
+            boot_ns = self.clock.boottime_ns()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno in _GONE_ERRNOS:
+                self._port_gone(f"read: {os.strerror(exc.errno or 0)}")
+            else:
+                self._port_gone(f"read: {exc}")
+            return
+        if not data:
+            self._port_gone("end of file")
+            return
+        self.bytes_read += len(data)
+        events = self.decoder.feed(data, real_ns)
+        if events:
+            self._dispatch(events, real_ns, boot_ns)
+
+    def _port_gone(self, reason: str) -> None:
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(reason)
+
+    def _dispatch(self, events: list[DecodeError | Measurement], real_ns: int,
+                  boot_ns: int) -> None:
+        offset_ns = boot_ns - real_ns  # the read moment on both clocks
+        for event in events:
+            try:
+                if isinstance(event, Measurement):
+                    self._emit(event, offset_ns)
+                else:
+                    self._error(event)
+            except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the port
+                self.handler_errors += 1
+                self._log.error("reading handler failed", meter=self.name, error=repr(exc))
+
+    def _emit(self, m: Measurement, offset_ns: int) -> None:
+        t_ns = m.t_ns - self.settings.wire_time_ns(m.frame_bytes) - self.latency_ns
+        reading = Reading(
+            meter=self.name, t_ns=t_ns, t_boot_ns=t_ns + offset_ns, power_w=m.power_w,
+            voltage_v=m.voltage_v, current_a=m.current_a, apparent_va=m.apparent_va,
+            power_factor=m.power_factor, energy_j=m.energy_j, status=m.status,
+            clock_synced=self._clock_synced(), tags=dict(self.static_tags))
+        self.readings += 1
+        self._last_reading_boot_ns = reading.t_boot_ns
+        self._on_reading(reading)
+
+    def _error(self, error: DecodeError) -> None:
+        now = time.monotonic()
+        last = self._error_log_last.get(error.reason)
+        if last is None or now - last >= ERROR_LOG_INTERVAL_S:
+            suppressed = self._error_log_suppressed.pop(error.reason, 0)
+            self._error_log_last[error.reason] = now
+            self._log.warning("meter input dropped", meter=self.name, reason=error.reason,
+                              detail=error.detail, suppressed_since_last=suppressed)
+        else:
+            self._error_log_suppressed[error.reason] = \
+                self._error_log_suppressed.get(error.reason, 0) + 1
+        if self._on_error is not None:
+            self._on_error(error)
+
+    # ------------------------------------------------------------------ polled chips
+    def _polled(self) -> bool:
+        return self.driver.polled and bool(self.poll_interval_s)
+
+    async def _poll(self, fd: int) -> None:
+        """Write the decoder's request every ``poll_interval_s`` (BL09xx chips)."""
+        assert self.poll_interval_s
+        while True:
+            request = self.decoder.poll_request()
+            if request:
+                try:
+                    os.write(fd, request)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    self._port_gone(f"write: {exc}")
+                    return
+            await asyncio.sleep(self.poll_interval_s)
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, object]:
+        c = self.decoder.counters
+        age_s = None
+        if self._last_reading_boot_ns is not None:
+            age_s = round((self.clock.boottime_ns() - self._last_reading_boot_ns) / 1e9, 3)
+        return {
+            "meter": self.name, "driver": self.driver.name, "port": self.port,
+            "state": self.reconnector.state.value, "frames_ok": c.frames_ok,
+            "frames_bad": sum(c.dropped.values()), "dropped": dict(sorted(c.dropped.items())),
+            "skipped_bytes": c.skipped_bytes, "bytes_read": self.bytes_read,
+            "readings": self.readings, "reconnects": self.reconnector.reconnects,
+            "last_error": self.reconnector.last_error or None,
+            "last_reading_age_s": age_s,
+        }
