@@ -253,7 +253,7 @@ def test_stamp_is_the_last_byte_of_the_frame_not_of_the_chunk() -> None:
     answer = encode_answer(decoder, voltage_v=230, current_a=0.02, power_w=3.0, cf_cnt=7)
     (m,) = decoder.feed(answer + b"\x00\x00", 10_000_000_000)
     assert isinstance(m, Measurement)
-    assert m.t_ns == 10_000_000_000 - 2 * 10 * 1_000_000_000 // 4800
+    assert m.t_ns == 10_000_000_000 - 2 * (10 * 1_000_000_000 // 4800)
 
 
 @settings(max_examples=300, deadline=None)

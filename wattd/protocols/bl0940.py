@@ -17,7 +17,7 @@ from wattd.protocols.bl09xx import BL09xxDecoder, Layout, References
 
 
 class BL0940Decoder(BL09xxDecoder):
-    driver: ClassVar[str] = "bl0940"
+    DRIVER: ClassVar[str] = "bl0940"
     LAYOUT: ClassVar[Layout] = Layout(frame_len=35, i_rms=4, v_rms=10, watt=16, cf_cnt=22,
                                       freq_period=None)
     DEFAULT_REFERENCES: ClassVar[References] = References(

@@ -17,7 +17,7 @@ from wattd.protocols.bl09xx import BL09xxDecoder, Layout, References
 
 
 class BL0942Decoder(BL09xxDecoder):
-    driver: ClassVar[str] = "bl0942"
+    DRIVER: ClassVar[str] = "bl0942"
     LAYOUT: ClassVar[Layout] = Layout(frame_len=23, i_rms=1, v_rms=4, watt=10, cf_cnt=13,
                                       freq_period=16)
     DEFAULT_REFERENCES: ClassVar[References] = References(

@@ -104,7 +104,7 @@ class Layout:
 class BL09xxDecoder:
     """Decoder for one polled Belling chip; subclasses give layout and defaults."""
 
-    driver: ClassVar[str] = "bl09xx"
+    DRIVER: ClassVar[str] = "bl09xx"
     LAYOUT: ClassVar[Layout]
     DEFAULT_REFERENCES: ClassVar[References]
     READ_COMMAND: ClassVar[int]
@@ -113,8 +113,11 @@ class BL09xxDecoder:
 
     def __init__(self, calibration: Mapping[str, float] | None = None, *,
                  address: int = 0, plausible: RangesLike | None = None,
-                 settings: SerialSettings | None = None,
+                 byte_time_ns: int | None = None,
                  stale_gap_ns: int | None = None) -> None:
+        """``byte_time_ns``: wire time of one byte (default: 4800 8N1); a frame that
+        ends before the end of a chunk is stamped that many ns per byte earlier."""
+        self.driver: str = self.DRIVER
         if not 0 <= address <= 3:
             raise ConfigError("chip address must be 0..3", key="address")
         if address and not self.ADDRESSABLE:
@@ -122,9 +125,10 @@ class BL09xxDecoder:
         self.counters = DecodeCounters()
         self.references = self.DEFAULT_REFERENCES.with_calibration(calibration, self.driver)
         self.plausible = Plausible.of(plausible)
-        self.settings = settings or self.SERIAL
+        self.byte_time_ns = (self.SERIAL.wire_time_ns(1) if byte_time_ns is None
+                             else int(byte_time_ns))
         self.read_command = self.READ_COMMAND | address
-        frame_wire_ns = self.settings.wire_time_ns(self.LAYOUT.frame_len)
+        frame_wire_ns = self.byte_time_ns * self.LAYOUT.frame_len
         # Inside one answer bytes follow each other within a few ms (adapters batch
         # up to 16 ms); a longer silence means the rest of a partial answer is lost.
         self.stale_gap_ns = (stale_gap_ns if stale_gap_ns is not None
@@ -167,7 +171,7 @@ class BL09xxDecoder:
             if len(buf) < frame_len:
                 break
             frame = bytes(buf[:frame_len])
-            end_t_ns = t_ns - self.settings.wire_time_ns(len(buf) - frame_len)
+            end_t_ns = t_ns - self.byte_time_ns * (len(buf) - frame_len)
             expected = checksum(self.read_command, frame[:-1])
             if frame[-1] != expected:
                 events.append(self._error("checksum", f"0x{frame[-1]:02X} != 0x{expected:02X}",

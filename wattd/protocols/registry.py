@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 
 from wattd.errors import ConfigError
 from wattd.protocols.base import Decoder, SerialSettings
+from wattd.protocols.bl09xx import BL09xxDecoder
+from wattd.protocols.bl0940 import BL0940Decoder
+from wattd.protocols.bl0942 import BL0942Decoder
 from wattd.protocols.hlw8032 import HLW8032Decoder
 from wattd.protocols.plausible import RangesLike
 
-# (spec, resolved calibration, plausible ranges, byte wire time in ns) -> decoder
-DecoderFactory = Callable[["DriverSpec", Mapping[str, float], "RangesLike | None", int], Decoder]
+# (spec, resolved calibration, plausible ranges, byte wire time in ns, chip address) -> decoder
+DecoderFactory = Callable[["DriverSpec", Mapping[str, float], "RangesLike | None", int, int],
+                          Decoder]
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,11 +50,12 @@ class DriverSpec:
 
     def make_decoder(self, calibration: Mapping[str, float] | None = None,
                      plausible: RangesLike | None = None, *,
-                     settings: SerialSettings | None = None) -> Decoder:
-        """A fresh decoder. ``settings`` (e.g. another baud rate) sets the byte wire time."""
+                     settings: SerialSettings | None = None, address: int = 0) -> Decoder:
+        """A fresh decoder. ``settings`` (e.g. another baud rate) sets the byte wire time;
+        ``address`` is the chip address of polled chips (BL0942: 0-3)."""
         wire = settings or self.serial
         return self.factory(self, self.calibration(calibration), plausible,
-                            wire.wire_time_ns(1))
+                            wire.wire_time_ns(1), address)
 
 
 DRIVERS: dict[str, DriverSpec] = {}
@@ -78,7 +83,7 @@ def serial_driver_names() -> tuple[str, ...]:
 
 # --------------------------------------------------------------- HLW8032 family
 def _hlw8032_factory(spec: DriverSpec, calibration: Mapping[str, float],
-                     plausible: RangesLike | None, byte_time_ns: int) -> Decoder:
+                     plausible: RangesLike | None, byte_time_ns: int, address: int) -> Decoder:
     return HLW8032Decoder(spec.name, kv=calibration["kv"], ki=calibration["ki"],
                           plausible=plausible, byte_time_ns=byte_time_ns)
 
@@ -97,3 +102,29 @@ register(DriverSpec(
     "gb202", "GreenBlue GB202 preset: the HLW8032 frame with Kv 1.88, Ki 1.0",
     HLW8032_SERIAL, 24, polled=False, factory=_hlw8032_factory,
     calibration_defaults={"kv": 1.88, "ki": 1.0}))
+
+
+# --------------------------------------------------------------- BL0940 / BL0942 (polled)
+def _bl09xx_factory(cls: type[BL09xxDecoder]) -> DecoderFactory:
+    def factory(spec: DriverSpec, calibration: Mapping[str, float],
+                plausible: RangesLike | None, byte_time_ns: int, address: int) -> Decoder:
+        return cls(calibration, address=address, plausible=plausible,
+                   byte_time_ns=byte_time_ns)
+    return factory
+
+
+def _references(cls: type[BL09xxDecoder]) -> dict[str, float]:
+    refs = cls.DEFAULT_REFERENCES
+    return {"voltage_reference": refs.voltage, "current_reference": refs.current,
+            "power_reference": refs.power, "energy_reference": refs.energy}
+
+
+register(DriverSpec(
+    "bl0940", "BL0940, polled (0x50 0xAA), 35-byte answers, 4800 8N1",
+    BL0940Decoder.SERIAL, BL0940Decoder.LAYOUT.frame_len, polled=True,
+    factory=_bl09xx_factory(BL0940Decoder), calibration_defaults=_references(BL0940Decoder)))
+register(DriverSpec(
+    "bl0942", "BL0942, polled (0x58|address 0xAA), 23-byte answers, 4800 8N1 "
+    "(or the chip's configured baud rate)",
+    BL0942Decoder.SERIAL, BL0942Decoder.LAYOUT.frame_len, polled=True,
+    factory=_bl09xx_factory(BL0942Decoder), calibration_defaults=_references(BL0942Decoder)))
