@@ -23,10 +23,10 @@ gzip segments are counted and reported as notes.
 
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -119,6 +119,41 @@ class ScanResult:
     stats: ScanStats
 
 
+class _DamagedError(Exception):
+    pass
+
+
+def _plain_blocks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            yield block
+
+
+def _gzip_blocks(path: Path) -> Iterator[bytes]:
+    """Decompressed blocks of a gzip file (several members allowed). A truncated
+    file yields everything up to the damage, then raises _DamagedError."""
+    with open(path, "rb") as fh:
+        inflater = zlib.decompressobj(wbits=31)
+        started = False
+        while chunk := fh.read(_BLOCK // 4):
+            while chunk:
+                started = True
+                out = inflater.decompress(chunk)
+                if out:
+                    yield out
+                if inflater.eof:
+                    chunk = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=31)
+                    started = False
+                else:
+                    chunk = b""
+        if started:
+            rest = inflater.flush()
+            if rest:
+                yield rest
+            raise _DamagedError("truncated gzip segment, read up to the damage")
+
+
 def parse_text_tags(text: str) -> dict[str, str]:
     """The ``text`` field of a marker: user tags as ``k=v k=v`` (values percent-encoded)."""
     tags: dict[str, str] = {}
@@ -161,23 +196,20 @@ class JournalScanner:
     def _scan_segment(self, path: Path, compressed: bool) -> None:
         tail = b""
         try:
-            with (gzip.open(path, "rb") if compressed else open(path, "rb")) as fh:
-                while True:
-                    block = fh.read(_BLOCK)
-                    if not block:
-                        break
-                    self.stats.bytes_read += len(block)
-                    lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
-                    tail = lines.pop()
-                    self.feed_lines(lines)
+            blocks = _gzip_blocks(path) if compressed else _plain_blocks(path)
+            for block in blocks:
+                self.stats.bytes_read += len(block)
+                lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
+                tail = lines.pop()
+                self.feed_lines(lines)
         except FileNotFoundError:
-            # Deleted (or compressed and renamed) since it was listed.
+            # Compressed and renamed since it was listed.
             gz = path.with_name(path.name + ".gz")
             if not compressed and gz.exists():
                 self._scan_segment(gz, True)
             return
-        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            self.stats.damaged_segments.append(f"{path.name}: {exc or type(exc).__name__}")
+        except (zlib.error, OSError, _DamagedError) as exc:
+            self.stats.damaged_segments.append(f"{path.name}: {exc}")
         if tail:
             self.stats.torn_lines += 1
 
