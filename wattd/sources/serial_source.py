@@ -11,6 +11,7 @@ of ``run()`` except cancellation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import time
@@ -22,21 +23,14 @@ import structlog
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
 from wattd.protocols.base import DecodeError, Decoder, Measurement, SerialSettings
-from wattd.protocols.registry import DriverSpec
+from wattd.protocols.plausible import RangesLike
+from wattd.protocols.registry import DriverSpec, get_driver
 from wattd.readings import Reading
 from wattd.sources.reconnect import Reconnector
 
 READ_BYTES = 4096
 ERROR_LOG_INTERVAL_S = 10.0  # identical decode-error log lines: at most one per interval
 _GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
-
-
-class _Flushable(Protocol):
-    def flush(self, t_ns: int) -> list[DecodeError | Measurement]: ...
-
-
-class _PortGone(Exception):
-    """The open port stopped working (EOF, EIO, ENXIO: unplugged)."""
 
 
 class SerialSource:
@@ -230,3 +224,39 @@ class SerialSource:
             "last_error": self.reconnector.last_error or None,
             "last_reading_age_s": age_s,
         }
+
+
+class MeterLike(Protocol):
+    """The fields of ``wattd.config.MeterConfig`` a serial source uses."""
+
+    name: str
+    tags: dict[str, str]
+    baudrate: int | None
+    calibration: dict[str, float]
+    latency_ms: float
+    address: int
+    poll_interval_s: float
+
+    @property
+    def plausible(self) -> RangesLike: ...
+
+
+def make_serial_source(meter: MeterLike, *, port: str, driver: str,
+                       on_reading: Callable[[Reading], None],
+                       on_error: Callable[[DecodeError], None] | None = None,
+                       clock: Clock = SYSTEM_CLOCK,
+                       clock_synced: Callable[[], bool] | None = None) -> SerialSource:
+    """A source for one configured serial meter (``driver`` may differ from the config's,
+    e.g. ``gb202`` for a ``simulated`` meter). Raises ConfigError for a bad driver or
+    calibration key."""
+    spec = get_driver(driver)
+    settings = spec.serial
+    if meter.baudrate and meter.baudrate != settings.baudrate:
+        settings = dataclasses.replace(settings, baudrate=meter.baudrate)
+    decoder = spec.make_decoder(meter.calibration or None, meter.plausible, settings=settings,
+                                address=meter.address)
+    return SerialSource(
+        meter.name, port, spec, decoder, on_reading=on_reading, on_error=on_error,
+        settings=settings, latency_ms=meter.latency_ms, clock=clock,
+        static_tags=meter.tags, poll_interval_s=meter.poll_interval_s if spec.polled else None,
+        clock_synced=clock_synced)
