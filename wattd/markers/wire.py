@@ -171,14 +171,14 @@ def format_message(verb: str, name: str | None = None, *,
 
 def sign(secret: bytes, signed: bytes) -> str:
     """Hex HMAC-SHA256 of the datagram bytes before " mac="."""
-    import hashlib  # noqa: PLC0415 - lazy: the mark path starts fast
-    import hmac  # noqa: PLC0415 - lazy: the mark path starts fast
+    import hashlib
+    import hmac
 
     return hmac.new(secret, signed, hashlib.sha256).hexdigest()
 
 
 def verify(secret: bytes, signed: bytes, mac_hex: str) -> bool:
-    import hmac  # noqa: PLC0415 - lazy: the mark path starts fast
+    import hmac
 
     return hmac.compare_digest(sign(secret, signed), mac_hex.lower())
 
@@ -228,7 +228,7 @@ def format_error(code: str, text: str, msg_id: str | None = None) -> bytes:
 
 def format_status(status: Mapping[str, Any], msg_id: str | None = None) -> bytes:
     """``ok status {json}``; the request's id is echoed inside the object."""
-    import json  # noqa: PLC0415 - lazy: the mark path starts fast
+    import json
 
     obj = dict(status)
     if msg_id is not None:
@@ -271,7 +271,7 @@ def parse_reply(data: bytes) -> Reply:
         raise MarkerInputError("syntax", "reply is not UTF-8") from None
     text = text.rstrip("\r\n")
     if text.startswith("ok status "):
-        import json  # noqa: PLC0415 - lazy: the mark path starts fast
+        import json
 
         try:
             obj = json.loads(text[len("ok status "):])
