@@ -183,6 +183,17 @@ class BL09xxDecoder:
             events.append(self._decode(frame, end_t_ns))
         return events
 
+    def flush(self, t_ns: int) -> list[Event]:
+        """The port closed: a partial answer in the buffer will never complete."""
+        self._last_feed_ns = None
+        if not self._buf:
+            return []
+        error = self._error("incomplete", f"{len(self._buf)} bytes of an answer when the port "
+                            "closed", t_ns)
+        self.counters.skipped_bytes += len(self._buf)
+        self._buf.clear()
+        return [error]
+
     # -- internals ----------------------------------------------------------
 
     def _error(self, reason: str, detail: str, t_ns: int) -> DecodeError:

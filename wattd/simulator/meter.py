@@ -2,8 +2,8 @@
 
 ``wattd simulate`` and ``wattd run --simulate`` both start one with
 ``start_simulated_meter``. Chip models are looked up per driver in ``CHIPS``
-(streamed chips only so far; a polled chip's model must also answer
-requests, which the BL09xx work adds).
+for streamed chips; polled chips (BL0940/BL0942) are answered by
+``chip_bl09xx.PolledChipModel``, which reads the host's requests from the pty.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def start_simulated_meter(driver: str, *, power_w: float | None = None,
                           profile: str | os.PathLike[str] | None = None,
                           calibration: Mapping[str, float] | None = None,
                           link_path: str | os.PathLike[str] | None = None,
-                          seed: int | None = None, pf_start: int = 0) -> PtyMeterServer:
+                          seed: int | None = None, pf_start: int = 0,
+                          address: int = 0) -> PtyMeterServer:
     """Start a simulated ``driver`` meter in a thread; returns the running server.
 
     The decoder made by ``get_driver(driver).make_decoder(calibration)`` reads
@@ -51,6 +52,13 @@ def start_simulated_meter(driver: str, *, power_w: float | None = None,
     meter's port and call ``.stop()`` when done (also ``.unplug()``/``.replug()``).
     """
     spec = get_driver(driver)
+    if spec.polled:  # BL0940/BL0942: the chip answers polls read from the pty
+        from wattd.simulator.chip_bl09xx import PolledChipModel
+
+        polled = PolledChipModel(spec.name, power_source(power_w, profile),
+                                 calibration=spec.calibration(calibration), address=address,
+                                 seed=seed, cf_start=pf_start)
+        return PtyMeterServer(polled, spec.serial, link_path=link_path).start()
     chip_factory = CHIPS.get(spec.name)
     if chip_factory is None:
         raise ConfigError(f"no simulator for driver {driver!r} yet", key="driver")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import tempfile
 import termios
@@ -28,6 +29,12 @@ _BAUD_CONSTANTS = {1200: termios.B1200, 2400: termios.B2400, 4800: termios.B4800
 
 class FrameSource(Protocol):
     def frame_at(self, t_s: float) -> bytes: ...
+
+
+class PolledChip(Protocol):
+    """A chip that only answers requests (BL0940/BL0942): bytes in, answers out."""
+
+    def receive(self, data: bytes, t_s: float) -> list[bytes]: ...
 
 
 def configure_raw(fd: int, settings: SerialSettings) -> None:
@@ -49,7 +56,7 @@ def configure_raw(fd: int, settings: SerialSettings) -> None:
 class PtyMeterServer:
     """One simulated meter on a pty. ``start()`` runs it in a thread; ``stop()`` ends it."""
 
-    def __init__(self, chip: FrameSource, settings: SerialSettings, *,
+    def __init__(self, chip: FrameSource | PolledChip, settings: SerialSettings, *,
                  link_path: str | os.PathLike[str] | None = None,
                  frame_interval_s: float = 0.104, chunk_bytes: int = 4) -> None:
         self.chip = chip
@@ -125,6 +132,10 @@ class PtyMeterServer:
 
     def serve(self) -> None:
         """Write frames until ``stop()``; the chip keeps running while unplugged."""
+        if not hasattr(self.chip, "frame_at"):
+            self._serve_polled()
+            return
+        assert hasattr(self.chip, "frame_at")
         byte_s = self.settings.wire_time_ns(1) / 1e9
         t0 = time.monotonic()
         next_frame = t0
@@ -142,6 +153,34 @@ class PtyMeterServer:
                 next_frame = time.monotonic()
             if self._stop.wait(max(0.0, next_frame - time.monotonic())):
                 return
+
+    def _serve_polled(self) -> None:
+        """Read the host's requests from the pty and answer them at the wire rate."""
+        chip = self.chip
+        assert not hasattr(chip, "frame_at")
+        byte_s = self.settings.wire_time_ns(1) / 1e9
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            master = self._master
+            if master is None:  # unplugged: nobody can ask
+                self._stop.wait(0.05)
+                continue
+            try:
+                ready, _, _ = select.select([master], [], [], 0.05)
+                data = os.read(master, 256) if ready else b""
+            except (OSError, ValueError):  # unplugged under our feet, or nothing yet
+                continue
+            if not data:
+                continue
+            for answer in chip.receive(data, time.monotonic() - t0):
+                start = time.monotonic()
+                for at in range(0, len(answer), self.chunk_bytes):
+                    chunk = answer[at:at + self.chunk_bytes]
+                    due = start + (at + len(chunk)) * byte_s
+                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                        return
+                    self._write(chunk)
+                self.frames_sent += 1
 
     def _write(self, chunk: bytes) -> None:
         with self._lock:
