@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("wattd.cli.cmd_check_config", "validate a configuration file"),
     "clock": ("wattd.cli.cmd_clock", "check clock synchronisation (kernel, optional NTP server)"),
     "report": ("wattd.cli.cmd_report", "joules per run from the journal, statistics, comparisons"),
+    "grafana": ("wattd.cli.cmd_grafana", "export Grafana provisioning (datasource, dashboard)"),
 }
 
 EXIT_OK = 0
