@@ -69,7 +69,8 @@ class MeterSet:
             power_w = SIMULATED_DEFAULT_POWER_W
         link = Path(self._sim_dir.name) / f"{meter.name}.tty"
         server = start_simulated_meter(driver, power_w=power_w, profile=meter.profile,
-                                       calibration=meter.calibration or None, link_path=link)
+                                       calibration=meter.calibration or None, link_path=link,
+                                       address=meter.address)
         self.simulators[meter.name] = server
         log.info("simulated_meter_started", meter=meter.name, driver=driver,
                  port=str(server.port_path), power_w=power_w, profile=meter.profile)

@@ -61,6 +61,8 @@ class SerialSource:
         self.bytes_read = 0
         self.readings = 0
         self.handler_errors = 0
+        self.answers = 0  # decoded frames, good or bad (a polled chip that answered)
+        self.no_answer = 0  # polls with no answer before the next poll
         self._last_reading_boot_ns: int | None = None
         self._serial: serial.Serial | None = None
         self._gone: asyncio.Future[str] | None = None
@@ -146,6 +148,7 @@ class SerialSource:
         self.bytes_read += len(data)
         events = self.decoder.feed(data, real_ns)
         if events:
+            self.answers += len(events)
             self._dispatch(events, real_ns, boot_ns)
 
     def _port_gone(self, reason: str) -> None:
@@ -195,9 +198,24 @@ class SerialSource:
         return self.driver.polled and bool(self.poll_interval_s)
 
     async def _poll(self, fd: int) -> None:
-        """Write the decoder's request every ``poll_interval_s`` (BL09xx chips)."""
+        """Write the decoder's request every ``poll_interval_s`` (BL09xx chips), on a
+        steady cadence. A poll answered by nothing (no frame, good or bad) before the
+        next poll is counted as ``no_answer`` and logged (rate-limited); polling goes
+        on regardless, so a silent or wedged chip never stalls the source."""
         assert self.poll_interval_s
+        # Never ask faster than a request and its answer fit on the wire (+50 %):
+        # a BL0940 answer alone takes 73 ms at 4800 baud.
+        answer_s = self.settings.wire_time_ns(self.driver.frame_bytes + 2) / 1e9
+        interval = max(self.poll_interval_s, 1.5 * answer_s)
+        loop = asyncio.get_running_loop()
+        next_t = loop.time()
+        answers_at_poll: int | None = None
         while True:
+            if answers_at_poll is not None and self.answers == answers_at_poll:
+                self.no_answer += 1
+                self.decoder.counters.dropped["no_answer"] += 1
+                self._error(DecodeError("no_answer", f"no answer to the poll within "
+                                        f"{interval:g} s", self.clock.realtime_ns()))
             request = self.decoder.poll_request()
             if request:
                 try:
@@ -207,7 +225,12 @@ class SerialSource:
                 except OSError as exc:
                     self._port_gone(f"write: {exc}")
                     return
-            await asyncio.sleep(self.poll_interval_s)
+            answers_at_poll = self.answers
+            next_t += interval
+            now = loop.time()
+            if next_t < now:  # we fell behind (suspend, overload): skip, do not burst
+                next_t = now + interval
+            await asyncio.sleep(next_t - now)
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, object]:
@@ -221,6 +244,7 @@ class SerialSource:
             "frames_bad": sum(c.dropped.values()), "dropped": dict(sorted(c.dropped.items())),
             "skipped_bytes": c.skipped_bytes, "bytes_read": self.bytes_read,
             "readings": self.readings, "reconnects": self.reconnector.reconnects,
+            **({"no_answer": self.no_answer} if self._polled() else {}),
             "last_error": self.reconnector.last_error or None,
             "last_reading_age_s": age_s,
         }
