@@ -1,0 +1,114 @@
+"""`wattd run` end to end: real subprocess, real pty, real journal."""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_proc import DaemonProc, journal_points, write_config
+
+
+def _powers(journal: Path, meter: str = "pi") -> list[float]:
+    return [float(p.fields["power_w"]) for p in journal_points(journal, "wattd_power")
+            if p.tags.get("meter") == meter and "power_w" in p.fields]
+
+
+def test_simulated_100w_readings_reach_the_journal(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [{"name": "pi", "driver": "gb202", "port": "/dev/ttyUSB-none",
+                                   "power_w": 100.0, "tags": {"host": "bench"}}])
+    journal = tmp_path / "journal"
+    with DaemonProc(cfg) as daemon:
+        daemon.wait_until(lambda: len(_powers(journal)) >= 25, what="25 readings")
+        rc = daemon.stop(signal.SIGTERM)
+    assert rc == 0
+    points = journal_points(journal, "wattd_power")
+    powers = _powers(journal)
+    assert len(powers) >= 25
+    assert statistics.fmean(powers[3:]) == pytest.approx(100.0, rel=0.02)
+    sample = points[-1]
+    assert sample.tags["meter"] == "pi"
+    assert sample.tags["host"] == "bench"
+    assert 200 < float(sample.fields["voltage_v"]) < 260
+    assert float(sample.fields["current_a"]) == pytest.approx(100 / 230, rel=0.1)
+    assert isinstance(sample.fields["clock_synced"], bool)
+    stamps = [p.t_ns for p in points]
+    assert stamps == sorted(stamps)
+    # ~100 ms apart: the chip's real frame rate, stamped as they arrived.
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert 0.08e9 < statistics.median(gaps) < 0.13e9
+    assert abs(stamps[-1] - time.time_ns()) < 30e9
+
+
+def test_simulated_3w_low_load_path_end_to_end(tmp_path: Path) -> None:
+    """At a Raspberry Pi's 3 W most frames carry no power refresh; the daemon
+    must still report ~3 W on every reading (no fake 0 W, no stale value)."""
+    cfg = write_config(tmp_path, [{"name": "pi", "driver": "gb202", "port": "/dev/none",
+                                   "power_w": 3.0}])
+    journal = tmp_path / "journal"
+    with DaemonProc(cfg) as daemon:
+        daemon.wait_until(lambda: len(_powers(journal)) >= 60, timeout_s=30, what="60 readings")
+        rc = daemon.stop(signal.SIGINT)
+    assert rc == 0
+    powers = _powers(journal)[5:]
+    assert min(powers) > 0.0, "no fake 0 W at low load"
+    assert statistics.fmean(powers) == pytest.approx(3.0, rel=0.1)
+
+
+def test_reconnects_when_the_port_vanishes_and_returns(tmp_path: Path) -> None:
+    from wattd.simulator.meter import start_simulated_meter
+
+    link = tmp_path / "ttyUSB0"
+    server = start_simulated_meter("gb202", power_w=50.0, link_path=link)
+    try:
+        cfg = write_config(tmp_path, [{"name": "pi", "driver": "gb202", "port": str(link)}])
+        journal = tmp_path / "journal"
+        with DaemonProc(cfg, simulate=False) as daemon:
+            daemon.wait_until(lambda: len(_powers(journal)) >= 10, what="first readings")
+            server.unplug()
+            time.sleep(1.5)
+            before = len(_powers(journal))
+            time.sleep(1.0)
+            assert len(_powers(journal)) - before <= 1, "no readings while unplugged"
+            server.replug()
+            daemon.wait_until(lambda: len(_powers(journal)) >= before + 10, timeout_s=40,
+                              what="readings after replug")
+            assert daemon.stop() == 0
+            log = daemon.log_text()
+    finally:
+        server.stop()
+    assert statistics.fmean(_powers(journal)[-5:]) == pytest.approx(50.0, rel=0.05)
+    # Each state change logged once, not once per retry.
+    assert log.count("meter port lost") == 1
+    assert log.count("meter port unavailable, retrying") <= 1
+    assert log.count("meter port connected") == 2
+
+
+def test_missing_port_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [{"name": "pi", "driver": "gb202",
+                                   "port": str(tmp_path / "no-such-tty")}])
+    with DaemonProc(cfg, simulate=False) as daemon:
+        time.sleep(2.5)
+        assert daemon.proc.poll() is None, "a missing meter never stops the daemon"
+        assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("meters:\n  - name: pi\n    port: /dev/x\n    drivr: gb202\n", ":4: key 'meters[0].drivr'"),
+     ("meters: [\n", "invalid YAML"),
+     ("journal: {dir: /tmp}\n", "'meters': is required")],
+)
+def test_bad_config_refuses_to_start(tmp_path: Path, text: str, fragment: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    res = subprocess.run([sys.executable, "-m", "wattd", "run", "-c", str(cfg)],
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert res.returncode == 2
+    assert fragment in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
