@@ -48,7 +48,7 @@ def _max_error_ms(args: argparse.Namespace) -> float:
         return float(args.max_error_ms)
     if args.config:
         # lazy: yaml and the config schema only when -c is given; ConfigError -> exit 2
-        from wattd.config import load_config  # noqa: PLC0415
+        from wattd.config import load_config
         return float(load_config(args.config).clock.max_error_ms)
     return DEFAULT_MAX_ERROR_MS
 
