@@ -1,0 +1,127 @@
+"""Reopen, after a restart, the runs whose start is in the journal without a stop.
+
+The scan is bounded: only segments written to within ``max_run_s`` (a run
+older than that would have been aborted) are read, and only lines starting
+with ``wattd_marker`` are parsed in the first pass. A second pass over the
+same segments feeds the reopened runs the ``wattd_power`` readings they had
+before the restart, so the energy before the crash counts and the time with
+no readings shows as ``gap_s``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from wattd.journal.reader import iter_raw_lines
+from wattd.journal.segments import Position, list_segments
+from wattd.lineprotocol import LineProtocolError, parse_line
+from wattd.markers.engine import MARKER_MEASUREMENT, RunEngine
+from wattd.markers.protocol import parse_message
+from wattd.readings import POWER_MEASUREMENT
+
+_MARKER_PREFIX = MARKER_MEASUREMENT.encode() + b","
+_POWER_PREFIX = POWER_MEASUREMENT.encode() + b","
+BRACKET_NS = 10_000_000_000  # readings before the start kept to bracket it
+
+
+@dataclass(slots=True)
+class OpenRun:
+    meter: str
+    run: str
+    start_ns: int
+    tags: dict[str, str]
+    phase: tuple[str, int, dict[str, str]] | None = None
+
+
+def _tags_from_text(text: str) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        return dict(parse_message(f"event x {text}".encode()).tags)
+    except Exception:  # noqa: BLE001 - a damaged line reopens the run without its tags
+        return {}
+
+
+def _first_segment(directory: str, max_run_s: float, now_s: float) -> Position | None:
+    segments = list_segments(directory)
+    if not segments:
+        return None
+    horizon = now_s - max_run_s - 60.0
+    start = segments[-1].number
+    for info in reversed(segments):
+        try:
+            mtime = os.stat(info.path).st_mtime
+        except OSError:
+            continue
+        if mtime < horizon:
+            break
+        start = info.number
+    return Position(start, 0)
+
+
+def find_open_runs(directory: str, meters: list[str], max_run_s: float,
+                   now_s: float) -> tuple[list[OpenRun], Position | None]:
+    """Runs open at the end of the journal, per meter, and where the scan began."""
+    start = _first_segment(directory, max_run_s, now_s)
+    if start is None:
+        return [], None
+    state: dict[str, OpenRun] = {}
+    for _, raw in iter_raw_lines(directory, start):
+        if not raw.startswith(_MARKER_PREFIX):
+            continue
+        try:
+            point = parse_line(raw.decode("utf-8", "replace"))
+        except LineProtocolError:
+            continue
+        verb = point.tags.get("verb")
+        run = point.tags.get("run")
+        if verb not in ("start", "stop", "abort") or not run:
+            continue
+        meter_tag = point.tags.get("meter")
+        targets = [meter_tag] if meter_tag else meters
+        phase = point.tags.get("phase")
+        text = point.fields.get("text")
+        tags = _tags_from_text(text if isinstance(text, str) else "")
+        for meter in targets:
+            current = state.get(meter)
+            if verb == "start" and phase is None:
+                state[meter] = OpenRun(meter, run, point.t_ns, tags)
+            elif current is None or current.run != run:
+                continue
+            elif verb == "start":
+                current.phase = (phase or "", point.t_ns, tags)
+            elif phase is not None:
+                if current.phase is not None and current.phase[0] == phase:
+                    current.phase = None
+            else:
+                del state[meter]
+    return [state[m] for m in meters if m in state], start
+
+
+def reopen_runs(engine: RunEngine, directory: str, meters: list[str], max_run_s: float,
+                now_rt_ns: int, now_boot_ns: int) -> list[OpenRun]:
+    """Reopen the journal's open runs in ``engine``; returns what was reopened."""
+    runs, start = find_open_runs(directory, meters, max_run_s, now_rt_ns / 1e9)
+    if not runs:
+        return []
+    offset = now_rt_ns - now_boot_ns
+    for item in runs:
+        engine.reopen(item.meter, item.run, item.tags, item.start_ns, offset, item.phase)
+    wanted = {item.meter: item.start_ns - BRACKET_NS for item in runs}
+    for _, raw in iter_raw_lines(directory, start):
+        if not raw.startswith(_POWER_PREFIX):
+            continue
+        try:
+            point = parse_line(raw.decode("utf-8", "replace"))
+        except LineProtocolError:
+            continue
+        meter = point.tags.get("meter")
+        if meter not in wanted or point.t_ns < wanted[meter]:
+            continue
+        power = point.fields.get("power_w")
+        counter = point.fields.get("energy_j")
+        engine.seed(meter, point.t_ns - offset,
+                    float(power) if isinstance(power, int | float) else None,
+                    float(counter) if isinstance(counter, int | float) else None)
+    return runs
