@@ -10,6 +10,8 @@ Decisions where the spec is silent (also in the README):
   but kept out of groups.
 - ``--baseline RUN`` is a run name (every run of that name, pooled as total
   energy / total duration per meter) or, failing that, a group name.
+- Comparisons pair groups of repeated runs (n >= 2 each, so that every ratio
+  has an interval and a p-value) on the same meter, in order of first run.
 - Comparisons use the most specific figure every run of both groups has:
   net energy per unit with a baseline and a unit count, else energy per unit,
   else net energy, else energy (``metric`` says which).
@@ -283,9 +285,11 @@ def _groups(rows: list[RunRow]) -> list[Group]:
 
 
 def _comparisons(groups: list[Group]) -> list[Comparison]:
+    """Every pair of repeated groups (n >= 2 each) on the same meter."""
     out = []
-    for i, a in enumerate(groups):
-        for b in groups[i + 1:]:
+    repeated = [g for g in groups if g.energy.n >= 2]
+    for i, a in enumerate(repeated):
+        for b in repeated[i + 1:]:
             if a.meter != b.meter:
                 continue
             metric = next(m for m in METRICS if a.has(m) and b.has(m))
