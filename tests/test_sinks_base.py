@@ -1,0 +1,125 @@
+"""Pure parts of the sinks: HTTP classification, Retry-After, backoff, body encoding."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import pytest
+
+from wattd.sinks.backoff import Backoff
+from wattd.sinks.base import (
+    RETRY_AFTER_MAX_S,
+    SinkAuthError,
+    SinkConfigError,
+    SinkRejectedError,
+    SinkUnavailableError,
+    classify_http,
+    encode_body,
+    parse_retry_after,
+)
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_success_is_none(status: int) -> None:
+    assert classify_http(status, b"", {}, what="x") is None
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    (401, SinkAuthError), (403, SinkAuthError),
+    (400, SinkRejectedError), (413, SinkRejectedError), (422, SinkRejectedError),
+    (429, SinkUnavailableError), (500, SinkUnavailableError), (502, SinkUnavailableError),
+    (503, SinkUnavailableError), (504, SinkUnavailableError),
+    (404, SinkConfigError), (405, SinkConfigError),
+])
+def test_classification(status: int, kind: type[Exception]) -> None:
+    err = classify_http(status, b'{"error":"x"}', {}, what="http://db")
+    assert isinstance(err, kind)
+    assert f"HTTP {status}" in str(err)
+    assert "http://db" in str(err)
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"error":"partial write: field type conflict: input field \\"power_w\\" ... dropped=1"}',
+     "field_type_conflict"),
+    (b'{"error":"unable to parse \'x\': missing fields"}', "unable_to_parse"),
+    (b'{"error":"partial write: points beyond retention policy dropped=3"}',
+     "points_beyond_retention"),
+    (b'{"error":"something else"}', "http_400"),
+])
+def test_rejection_reason(body: bytes, reason: str) -> None:
+    err = classify_http(400, body, {}, what="x")
+    assert isinstance(err, SinkRejectedError)
+    assert err.reason == reason
+
+
+def test_retry_after_header_is_carried() -> None:
+    err = classify_http(503, b"", {"Retry-After": "7"}, what="x")
+    assert isinstance(err, SinkUnavailableError)
+    assert err.retry_after_s == 7.0
+    err = classify_http(429, b"", {"retry-after": "2.5"}, what="x")
+    assert isinstance(err, SinkUnavailableError)
+    assert err.retry_after_s == 2.5
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("1e9") == RETRY_AFTER_MAX_S
+    # HTTP date: 30 s after "now".
+    now = 1_700_000_000.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now=now) == pytest.approx(30.0)
+
+
+def test_backoff_grows_caps_and_resets() -> None:
+    backoff = Backoff(initial_s=1.0, max_s=10.0, factor=2.0, jitter=0.0)
+    assert [backoff.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    backoff.reset()
+    assert backoff.next_delay() == 1.0
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999])
+def test_backoff_jitter_bounds(rand: float) -> None:
+    backoff = Backoff(initial_s=4.0, max_s=100.0, jitter=0.25, rng=lambda: rand)
+    delay = backoff.next_delay()
+    assert 3.0 <= delay <= 5.0
+    capped = Backoff(initial_s=100.0, max_s=100.0, jitter=0.25, rng=lambda: rand)
+    assert capped.next_delay() <= 100.0
+
+
+def test_backoff_honours_retry_after_and_floor() -> None:
+    backoff = Backoff(initial_s=0.5, max_s=60.0, jitter=0.0)
+    assert backoff.next_delay(retry_after_s=7.0) == 7.0
+    assert backoff.next_delay(floor_s=30.0) == 30.0
+
+
+def test_backoff_rejects_bad_parameters() -> None:
+    with pytest.raises(ValueError):
+        Backoff(initial_s=0)
+    with pytest.raises(ValueError):
+        Backoff(initial_s=5, max_s=1)
+    with pytest.raises(ValueError):
+        Backoff(jitter=1.0)
+
+
+def test_encode_body() -> None:
+    lines = [b"m f=1 1", b"m f=2 2"]
+    assert encode_body(lines, use_gzip=False) == b"m f=1 1\nm f=2 2\n"
+    assert gzip.decompress(encode_body(lines, use_gzip=True)) == b"m f=1 1\nm f=2 2\n"
+
+
+def test_influxdb_client_imported_only_for_v2() -> None:
+    code = (
+        "import sys\n"
+        "from wattd.config import InfluxConfig\n"
+        "from wattd.sinks import make_sink\n"
+        "make_sink(InfluxConfig(url='http://127.0.0.1:1', api='v1', database='d'))\n"
+        "assert 'influxdb_client' not in sys.modules, 'v1 imported influxdb_client'\n"
+        "make_sink(InfluxConfig(url='http://127.0.0.1:1', api='v2', bucket='b'))\n"
+        "assert 'influxdb_client' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
