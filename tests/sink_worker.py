@@ -1,4 +1,6 @@
-"""A delivery process for crash tests: `python tests/sink_worker.py JOURNAL_DIR API URL TARGET BATCH`.
+"""A delivery process for crash tests.
+
+Usage: `python tests/sink_worker.py JOURNAL_DIR API URL TARGET BATCH`.
 
 Delivers the journal to one database until SIGTERM (graceful stop, exit 0).
 The tests SIGKILL it mid-delivery and start it again.
@@ -13,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wattd.config import InfluxConfig  # noqa: E402
-from wattd.sinks import make_sink  # noqa: E402
-from wattd.sinks.delivery import Delivery  # noqa: E402
+from wattd.config import InfluxConfig
+from wattd.sinks import make_sink
+from wattd.sinks.delivery import Delivery
 
 
 async def main(journal_dir: str, api: str, url: str, target: str, batch_size: int) -> None:

@@ -302,8 +302,8 @@ async def test_delivery_sigkilled_and_restarted(api: str, tmp_path: Path,
     batch = 250
     meter = victoria_label
     target = f"k_{victoria_label}"
-    journal = await open_journal(tmp_path / "journal", segment_bytes=256 << 10)
-    lines = power_lines(40_000, meter)
+    journal = await open_journal(tmp_path / "journal", segment_bytes=128 << 10)
+    lines = power_lines(24_000, meter)
     for i in range(0, len(lines), 5000):
         await journal.append(lines[i:i + 5000])
     await journal.close()
