@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 def make_sink(cfg: InfluxConfig) -> Sink:
     """The sink for one `influxdb` config entry."""
     if cfg.api == "v1":
-        from wattd.sinks.v1 import InfluxV1Sink  # noqa: PLC0415 (lazy by design)
+        from wattd.sinks.v1 import InfluxV1Sink  # lazy by design
 
         return InfluxV1Sink(cfg)
-    from wattd.sinks.v2 import InfluxV2Sink  # noqa: PLC0415 (imports influxdb-client)
+    from wattd.sinks.v2 import InfluxV2Sink  # imports influxdb-client: only for v2
 
     return InfluxV2Sink(cfg)
 
@@ -29,7 +29,7 @@ def make_sink(cfg: InfluxConfig) -> Sink:
 def make_delivery(cfg: InfluxConfig, journal: Journal, **kwargs: object) -> Delivery:
     """A delivery loop for one `influxdb` entry, reading `journal` with the cursor
     `cfg.sink_name`. Start it with `.start()`, stop it with `await .stop(5.0)`."""
-    from wattd.sinks.delivery import Delivery  # noqa: PLC0415
+    from wattd.sinks.delivery import Delivery
 
     return Delivery(make_sink(cfg), journal.dir, cursors=journal.cursors, name=cfg.sink_name,
                     data_event=journal.data_event, batch_size=cfg.batch_size,

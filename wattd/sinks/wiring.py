@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from wattd.sinks import make_delivery
@@ -30,8 +31,6 @@ def install_sinks(daemon: Daemon, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> 
             task = daemon.tasks.pop(f"sink-{delivery.name}", None)
             delivery.attach(task)
         # The bound is for all sinks together: they stop in parallel.
-        import asyncio  # noqa: PLC0415 (keeps this module's import cheap)
-
         await asyncio.gather(*(d.stop(stop_timeout_s) for d in deliveries),
                              return_exceptions=True)
 
