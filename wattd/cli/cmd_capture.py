@@ -24,6 +24,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver", default="gb202", help="serial settings of this driver")
     parser.add_argument("--seconds", type=float, default=None, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C)")
+    parser.add_argument("--address", type=int, default=0, metavar="A",
+                        help="polled chips (bl0942): chip address 0-3 to poll (default 0)")
+    parser.add_argument("--poll-interval", type=float, default=0.25, metavar="S",
+                        help="polled chips (bl0940, bl0942): seconds between polls")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -34,6 +38,9 @@ def execute(args: argparse.Namespace) -> int:
 
     spec = get_driver(args.driver)
     s = spec.serial
+    # A polled chip (BL0940/BL0942) says nothing unless asked: poll it like the daemon.
+    poll = spec.make_decoder(address=args.address).poll_request() if spec.polled else None
+    next_poll = time.monotonic()
     try:
         port = serial.Serial(args.port, baudrate=s.baudrate, bytesize=s.bytesize,
                              parity=s.parity, stopbits=s.stopbits, timeout=0)
@@ -60,6 +67,13 @@ def execute(args: argparse.Namespace) -> int:
                 wait_s = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
                 if wait_s <= 0:
                     break
+                if poll:
+                    now = time.monotonic()
+                    if now >= next_poll:
+                        with contextlib.suppress(BlockingIOError):
+                            os.write(fd, poll)
+                        next_poll = max(next_poll + args.poll_interval, now)
+                    wait_s = max(0.0, min(wait_s, next_poll - now))
                 if not select.select([fd], [], [], wait_s)[0]:
                     continue
                 try:

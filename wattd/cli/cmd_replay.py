@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("jsonl", "summary"), default="jsonl")
     parser.add_argument("--coefficient", action="append", default=[], metavar="K=V",
                         help="calibration value, e.g. kv=1.88 (repeatable)")
+    parser.add_argument("--address", type=int, default=0, metavar="A",
+                        help="polled chips (bl0942): chip address 0-3, part of the checksum")
 
 
 def parse_coefficients(items: list[str]) -> dict[str, float]:
@@ -58,7 +60,7 @@ def reading_json(m: Measurement, driver: str, wire_ns: int) -> str:
 
 def execute(args: argparse.Namespace) -> int:
     spec = get_driver(args.driver)
-    decoder = spec.make_decoder(parse_coefficients(args.coefficient))
+    decoder = spec.make_decoder(parse_coefficients(args.coefficient), address=args.address)
     wire_ns = spec.serial.wire_time_ns(spec.frame_bytes)
     stats = CaptureStats()
     jsonl = args.format == "jsonl"
