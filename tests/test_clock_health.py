@@ -205,3 +205,23 @@ async def test_async_start_polls_at_once_and_stops_cleanly() -> None:
 def test_verdict_matches_canned_state(state: ax.KernelClockState) -> None:
     health, _, _, _ = _health(state)
     assert health.poll().synced == (state is ax.SYNCED_CHRONY)
+
+
+def test_stepped_between_sees_a_step_before_the_next_poll() -> None:
+    # a run stopping right after a step, before the periodic poll: must still be flagged
+    steps: list[ClockStep] = []
+    health, _, clock, _ = _health(ax.SYNCED_CHRONY, on_step=steps.append)
+    health.poll()
+    run_start = clock.boot
+    clock.advance(S)
+    clock.offset -= 500 * MS
+    clock.advance(S)
+    assert health.stepped_between(run_start, clock.boot)
+    assert len(steps) == 1  # reported once, not again by the next poll
+    health.poll()
+    assert len(steps) == 1
+
+
+def test_stepped_between_before_any_poll_is_false() -> None:
+    health, _, clock, _ = _health(ax.SYNCED_CHRONY)
+    assert not health.stepped_between(0, clock.boot)

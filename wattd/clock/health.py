@@ -108,6 +108,10 @@ class StepDetector:
         self.count += 1
         return step
 
+    @property
+    def has_sample(self) -> bool:
+        return self._last is not None
+
     def stepped_between(self, boot_a_ns: int, boot_b_ns: int) -> bool:
         """Did a step possibly happen in [a, b] (boot time)? Conservative: a step is known
         only to lie between the two polls around it, so any overlap counts."""
@@ -172,6 +176,11 @@ class ClockHealth:
             self.log.warning("clock_flag_unsync_with_live_error_bound",
                              hint="chrony without 'rtcsync'? add it to chrony.conf so the "
                                   "kernel's flag tells the truth; wattd uses the error bound")
+        self.check_step()
+        return verdict
+
+    def check_step(self) -> ClockStep | None:
+        """Compare realtime - boottime with the previous sample now (cheap: clock reads only)."""
         offset, boot, real = sample_offset(self.clock)
         step = self.steps.observe(offset, boot, real)
         if step is not None:
@@ -183,9 +192,13 @@ class ClockHealth:
                     self.on_step(step)
                 except Exception as exc:  # a callback bug must not stop the monitor
                     self.log.exception("clock_step_callback_failed", error=repr(exc))
-        return verdict
+        return step
 
     def stepped_between(self, boot_a_ns: int, boot_b_ns: int) -> bool:
+        """Did realtime (possibly) step within [a, b] (boot time)? Samples the offset first,
+        so a step since the last poll is seen even by a run that stops right after it."""
+        if self.steps.has_sample:
+            self.check_step()
         return self.steps.stepped_between(boot_a_ns, boot_b_ns)
 
     def status(self) -> dict[str, object]:
