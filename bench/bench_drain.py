@@ -59,7 +59,7 @@ async def build_journal(directory: Path, lines: list[str]) -> int:
     for i in range(0, len(lines), 10_000):
         await journal.append(lines[i:i + 10_000])
     await journal.close()  # waits for the gzip of closed segments
-    return sum(p.stat().st_size for p in directory.glob("*.lp*"))
+    return int(journal.stats()["bytes"])  # type: ignore[call-overload]
 
 
 def reference_v2(url: str, lines: list[str], batch: int, use_gzip: bool) -> float:
@@ -95,7 +95,7 @@ async def drain(cfg: InfluxConfig, journal_dir: Path) -> float:
                         poll_interval_s=0.05)
     start = time.perf_counter()
     delivery.start()
-    while delivery.backlog_bytes() > 0:
+    while delivery.backlog_bytes() > 0:  # noqa: ASYNC110 (polls a file-backed figure)
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - start
     await delivery.stop()
