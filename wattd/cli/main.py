@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("wattd.cli.cmd_replay", "decode a capture or raw byte file"),
     "capture": ("wattd.cli.cmd_capture", "record a meter's serial output with timing"),
     "identify": ("wattd.cli.cmd_identify", "tell which metering chip produced a capture"),
+    "calibrate": ("wattd.cli.cmd_calibrate", "derive calibration from a known reference load"),
     "check-config": ("wattd.cli.cmd_check_config", "validate a configuration file"),
     "clock": ("wattd.cli.cmd_clock", "check clock synchronisation (kernel, optional NTP server)"),
     "report": ("wattd.cli.cmd_report", "joules per run from the journal, statistics, comparisons"),
