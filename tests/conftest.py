@@ -14,6 +14,7 @@ from tests.servers import (  # noqa: E402, F401 (fixtures are found by name)
     influxdb_auth_server,
     influxdb_server,
     influxdb_server_fn,
+    influxdb_tls_server,
     victoria_label,
     victoria_server,
     victoria_server_fn,

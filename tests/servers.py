@@ -5,8 +5,8 @@ also exposed as pytest fixtures (imported by tests/conftest.py):
 
 - ``influxdb_server`` (session) / ``influxdb_server_fn`` (function, for tests that
   kill and restart it) / ``influxdb_auth_server`` (function, auth-enabled with an
-  admin user) and ``influx_db`` (a fresh, empty database name per test on the
-  session server);
+  admin user) / ``influxdb_tls_server`` (function, HTTPS, self-signed) and
+  ``influx_db`` (a fresh, empty database name per test on the session server);
 - ``victoria_server`` (session) / ``victoria_server_fn`` (function) and
   ``victoria_label`` (a unique label value per test, for isolation on the shared
   server: VictoriaMetrics has no databases).
@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -64,10 +65,11 @@ def require_binary(name: str) -> str:
 
 
 def _http(method: str, url: str, body: bytes | None = None,
-          headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+          headers: dict[str, str] | None = None, timeout: float = 10.0,
+          context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return int(resp.status), bytes(resp.read())
     except urllib.error.HTTPError as err:
         return int(err.code), bytes(err.read())
@@ -172,20 +174,47 @@ class InfluxDB1(_Server):
     """Debian's InfluxDB 1.6 (`influxd`), config generated in the work dir.
 
     With ``auth=True`` auth is enabled and an admin user (``admin_user`` /
-    ``admin_password``) is created at first start.
+    ``admin_password``) is created at first start. With ``tls=True`` it serves
+    HTTPS with a self-signed certificate for 127.0.0.1 (``cert_path``: also the
+    CA file a client must trust).
     """
 
     name = "influxd"
 
-    def __init__(self, workdir: Path | None = None, *, auth: bool = False) -> None:
+    def __init__(self, workdir: Path | None = None, *, auth: bool = False,
+                 tls: bool = False) -> None:
         super().__init__(workdir)
         self.binary = require_binary(INFLUXD)
         self.rpc_port = free_port()
         self.auth = auth
+        self.tls = tls
+        self.cert_path = self.workdir / "cert.pem"
+        self.key_path = self.workdir / "key.pem"
+        self.ssl_context: ssl.SSLContext | None = None
+        if tls:
+            self._make_certificate()
         self.admin_user = "admin"
         self.admin_password = "admin-pw"
         self.config_path = self.workdir / "influxdb.conf"
         self._write_config()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _make_certificate(self) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("openssl not installed")
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-keyout", str(self.key_path), "-out", str(self.cert_path),
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        self.ssl_context = ssl.create_default_context(cafile=str(self.cert_path))
+
+    def _request(self, method: str, url: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+        return _http(method, url, body, headers, timeout, self.ssl_context)
 
     def _write_config(self) -> None:
         d = self.workdir
@@ -226,20 +255,23 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   pprof-enabled = false
   max-body-size = 0
   flux-enabled = false
+  https-enabled = {'true' if self.tls else 'false'}
+  https-certificate = "{self.cert_path}"
+  https-private-key = "{self.key_path}"
 """)
 
     def _command(self) -> list[str]:
         return [self.binary, "-config", str(self.config_path)]
 
     def _ready(self) -> bool:
-        status, _ = _http("GET", f"{self.url}/ping", timeout=1.0)
+        status, _ = self._request("GET", f"{self.url}/ping", timeout=1.0)
         return status == 204
 
     def start(self) -> None:
         super().start()
         if self.auth:
             # Creating the first admin user is allowed without credentials.
-            status, body = _http("POST", f"{self.url}/query", urllib.parse.urlencode({
+            status, body = self._request("POST", f"{self.url}/query", urllib.parse.urlencode({
                 "q": f"CREATE USER {self.admin_user} WITH PASSWORD "
                      f"'{self.admin_password}' WITH ALL PRIVILEGES"}).encode(),
                 {"Content-Type": "application/x-www-form-urlencoded"})
@@ -254,7 +286,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         params = {"q": q, "epoch": epoch}
         if db:
             params["db"] = db
-        status, body = _http("POST", f"{self.url}/query{self._auth_qs()}",
+        status, body = self._request("POST", f"{self.url}/query{self._auth_qs()}",
                              urllib.parse.urlencode(params).encode(),
                              {"Content-Type": "application/x-www-form-urlencoded"})
         result: dict[str, Any] = json.loads(body or b"{}")
@@ -279,7 +311,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         params = {"db": db, "precision": precision}
         if self.auth:
             params.update(u=self.admin_user, p=self.admin_password)
-        return _http("POST", f"{self.url}/write?{urllib.parse.urlencode(params)}",
+        return self._request("POST", f"{self.url}/write?{urllib.parse.urlencode(params)}",
                      lines.encode())
 
     def rows(self, db: str, measurement: str, where: str = "") -> list[dict[str, Any]]:
@@ -385,6 +417,13 @@ def influxdb_server_fn(tmp_path: Path) -> Iterator[InfluxDB1]:
 def influxdb_auth_server(tmp_path: Path) -> Iterator[InfluxDB1]:
     """A private InfluxDB 1.6 with auth enabled and an admin user."""
     with InfluxDB1(tmp_path / "influxd-auth", auth=True) as server:
+        yield server
+
+
+@pytest.fixture
+def influxdb_tls_server(tmp_path: Path) -> Iterator[InfluxDB1]:
+    """A private InfluxDB 1.6 serving HTTPS with a self-signed cert (`cert_path`)."""
+    with InfluxDB1(tmp_path / "influxd-tls", tls=True) as server:
         yield server
 
 

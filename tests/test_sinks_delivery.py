@@ -482,3 +482,33 @@ async def test_stop_is_bounded_while_database_down(journal: Journal) -> None:
     assert delivery.state == "stopped"
     assert CursorStore(journal.dir).load(delivery.name) == START
     assert [line for _, line in iter_lines(journal.dir)] == lines  # all still journaled
+
+
+# -- https -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("verify_tls", "use_ca_file", "delivered"), [
+    (True, True, True),    # the server's certificate is trusted through ca_file
+    (False, False, True),  # verification off (a self-signed box on the LAN)
+    (True, False, False),  # unknown issuer: refused, retried, data kept
+])
+async def test_https(influxdb_tls_server: InfluxDB1, journal: Journal, verify_tls: bool,
+                     use_ca_file: bool, delivered: bool) -> None:
+    server = influxdb_tls_server
+    assert server.url.startswith("https://")
+    server.create_database("wattd")
+    lines = power_lines(200, "tls")
+    await journal.append(lines)
+    cfg = v1_cfg(server, "wattd", batch_size=100, verify_tls=verify_tls,
+                 ca_file=str(server.cert_path) if use_ca_file else None)
+    delivery = delivery_for(cfg, journal)
+    delivery.start()
+    if delivered:
+        await drained(delivery, journal)
+        await delivery.stop()
+        assert influx_points(server, "wattd", "tls") == expected_points(lines)
+    else:
+        await wait_for(lambda: delivery.state == "retrying", "retrying state")
+        await delivery.stop(1.0)
+        assert "SSL" in (delivery.last_error or "") or "certificate" in (delivery.last_error or "")
+        assert influx_points(server, "wattd", "tls") == {}
+        assert CursorStore(journal.dir).load(delivery.name) == START

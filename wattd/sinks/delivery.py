@@ -113,6 +113,7 @@ class Delivery:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.last_success_at: float | None = None
+        self.retry_in_s: float | None = None  # the last delay chosen (Retry-After honoured)
         self._avg_line_bytes = 150.0
 
     # -- lifecycle -----------------------------------------------------------
@@ -343,6 +344,7 @@ class Delivery:
 
     def _failure(self, state: str, err: Exception, delay_s: float) -> None:
         self.retries += 1
+        self.retry_in_s = round(delay_s, 3)
         first = self.state != state
         self.state = state
         self.last_error = str(err)
@@ -387,6 +389,7 @@ class Delivery:
             "dropped_by_reason": dict(self.dropped_by_reason),
             "last_dropped_line": self.last_dropped_line,
             "retries": self.retries,
+            "retry_in_s": self.retry_in_s if self.state != "running" else None,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "last_success_at": self.last_success_at,

@@ -16,9 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 import urllib3
 
 from wattd.config import InfluxConfig
+from wattd.logsetup import get_logger
 from wattd.sinks.base import SinkUnavailableError, classify_http, encode_body
 
 DEFAULT_DATABASE = "wattd"
+
+log = get_logger("wattd.sinks")
 
 
 def tls_pool(cfg: InfluxConfig, *, maxsize: int = 2) -> urllib3.PoolManager:
@@ -31,6 +34,10 @@ def tls_pool(cfg: InfluxConfig, *, maxsize: int = 2) -> urllib3.PoolManager:
             if cfg.ca_file:
                 kwargs["ca_certs"] = cfg.ca_file
         else:
+            # The user chose this (a self-signed box on the LAN): say it once in the log,
+            # not once per request.
+            log.warning("tls_verification_disabled", url=cfg.url)
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             kwargs["cert_reqs"] = "CERT_NONE"
             kwargs["assert_hostname"] = False
     return urllib3.PoolManager(**kwargs)  # type: ignore[arg-type]

@@ -50,6 +50,8 @@ class InfluxV2Sink:
         # (or the environment of a restarted daemon) needs no code path of its own.
         cfg = self._cfg
         kwargs: dict[str, Any] = {"verify_ssl": cfg.verify_tls}
+        if not cfg.verify_tls:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         if cfg.ca_file:
             kwargs["ssl_ca_cert"] = cfg.ca_file
         old = self._client
