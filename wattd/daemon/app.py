@@ -22,6 +22,7 @@ from wattd.daemon.pipeline import Pipeline
 from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
+from wattd.markers.wiring import install_markers
 from wattd.sinks.wiring import install_sinks
 
 log = get_logger("wattd.daemon")
@@ -54,6 +55,8 @@ class Daemon:
         self.add_status("meters", self.meters.status)
         # Clock health: clock_synced on every reading, require_sync gate, step events.
         self.clock_service = install_clock(self)
+        # Markers: UDP port, run engine (replaces the pass-through stage), run reopen.
+        self.markers = install_markers(self)
         # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
         self.sinks = install_sinks(self)
         # systemd: READY/WATCHDOG/STATUS/RELOADING/STOPPING (no-ops outside systemd).

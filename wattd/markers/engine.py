@@ -59,6 +59,12 @@ class EngineSettings:
 DEFAULT_PERIOD_NS = 110_000_000
 
 
+def gap_threshold_ns(period_ns: float) -> int:
+    """Readings further apart than this count as missing (``gap_s``): five
+    of the meter's usual periods, at least a second."""
+    return max(NS, int(5 * period_ns))
+
+
 @dataclass(slots=True)
 class _Meter:
     name: str
@@ -145,7 +151,7 @@ class RunEngine:
         keep_from = t - self.settings.skew_limit_ns - self.settings.history_ns
         while len(hist) > 2 and hist[1].t_boot_ns < keep_from:
             hist.popleft()
-        gap_threshold = max(3 * NS, int(5 * meter.period_ns))
+        gap_threshold = gap_threshold_ns(meter.period_ns)
         for interval in (meter.run, meter.phase, *meter.closing):
             if interval is not None:
                 interval.gap_threshold_ns = gap_threshold
@@ -246,6 +252,7 @@ class RunEngine:
             return self._start_phase(msg, source, t_rt, skew_ms, offset, recv_boot)
         # stop / abort
         meters = self._open_on(msg)
+        t_rt = _after(t_rt, meters)
         if msg.phase is not None:
             for meter in meters:
                 if meter.phase is None or meter.phase.phase != msg.phase:
@@ -255,7 +262,7 @@ class RunEngine:
         closing: list[Interval] = []
         lines = [self._marker_line(msg, source, t_rt, skew_ms)]
         for meter in meters:
-            t = max(t_rt, meter.last_boundary_rt)
+            t = t_rt
             t_boot = t - offset
             meter.last_boundary_rt = t
             if msg.phase is not None:
@@ -308,8 +315,9 @@ class RunEngine:
         if busy:
             names = ", ".join(f"{m.name} has run {m.run.run}" for m in busy if m.run)
             raise MarkerInputError("busy", names)
+        t_rt = _after(t_rt, targets)
         for meter in targets:
-            t = max(t_rt, meter.last_boundary_rt)
+            t = t_rt
             meter.last_boundary_rt = t
             meter.run = self._open(meter, msg.name, None, dict(msg.tags), t, t - offset)
             self._set_span(meter, t, self._run_tags(meter.run))
@@ -324,10 +332,11 @@ class RunEngine:
         assert msg.name is not None
         assert msg.phase is not None
         meters = self._open_on(msg)
+        t_rt = _after(t_rt, meters)
         for meter in meters:
             run_interval = meter.run
             assert run_interval is not None
-            t = max(t_rt, meter.last_boundary_rt)
+            t = t_rt
             meter.last_boundary_rt = t
             if meter.phase is not None:
                 closed = self._close(meter, meter.phase, t, t - offset, {})
@@ -357,7 +366,7 @@ class RunEngine:
               t_rt: int, t_boot: int) -> Interval:
         interval = Interval(meter=meter.name, run=run, phase=phase, tags=tags,
                             start_rt_ns=t_rt, start_boot_ns=t_boot)
-        interval.gap_threshold_ns = max(3 * NS, int(5 * meter.period_ns))
+        interval.gap_threshold_ns = gap_threshold_ns(meter.period_ns)
         # Bracket a start in the past with the readings already seen.
         hist = list(meter.history)
         first = 0
@@ -546,6 +555,11 @@ class RunEngine:
                                         {"text": "reason=max_run_s"}, t_rt))
             self._completions.append(Completion(lines))
 
+    def answer_pending(self) -> None:
+        """Shutdown: answer every waiting stop now (power held from the last
+        reading). Open runs stay open: they are reopened after the restart."""
+        self._resolve(None, 2**62)
+
     def take_completions(self) -> list[Completion]:
         out, self._completions = self._completions, []
         return out
@@ -604,3 +618,10 @@ class RunEngine:
         return {"open_runs": self.open_runs(), "pending_stops": len(self._pending),
                 "held_readings": sum(len(m.held) for m in self.meters.values()),
                 **self.counters}
+
+
+def _after(t_rt: int, meters: Iterable[_Meter]) -> int:
+    """A boundary never goes before the previous boundary on its meters (a
+    back-dated start cannot overlap the run that just stopped): the one time
+    used for the intervals, the reply and the ``wattd_marker`` point."""
+    return max([t_rt, *(m.last_boundary_rt for m in meters)])

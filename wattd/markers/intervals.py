@@ -91,7 +91,7 @@ class Interval:
     last_t_boot: int | None = None
     stop_rt_ns: int | None = None
     stop_boot_ns: int | None = None
-    gap_threshold_ns: int = 3 * NS
+    gap_threshold_ns: int = NS
 
     def __post_init__(self) -> None:
         self.integrator = IntervalIntegrator(self.start_boot_ns, history=HISTORY)

@@ -42,6 +42,25 @@ class JournalLike(Protocol):
     async def append(self, lines: Sequence[str], *, durable: bool = False) -> None: ...
 
 
+def clock_pair(clock: Clock, tries: int = 5, tight_ns: int = 20_000) -> tuple[int, int]:
+    """(realtime, boottime) of one instant. The two reads are bracketed by a
+    second realtime read and retried when they were far apart: on a busy
+    machine the process can be preempted between them, and a pair read across
+    a preemption would shift a boundary converted to boot time by that much."""
+    best: tuple[int, int, int] | None = None
+    for _ in range(tries):
+        rt1 = clock.realtime_ns()
+        boot = clock.boottime_ns()
+        rt2 = clock.realtime_ns()
+        gap = rt2 - rt1
+        if best is None or gap < best[0]:
+            best = (gap, (rt1 + rt2) // 2, boot)
+        if gap <= tight_ns:
+            break
+    assert best is not None
+    return best[1], best[2]
+
+
 # ---------------------------------------------------------------------- config checks
 
 
@@ -327,7 +346,7 @@ class MarkerService:
             transport.close()
         self._transports.clear()
         # Answer stops still waiting for their reading (power held from the last one).
-        self.engine.poll(self.clock.realtime_ns(), self.clock.boottime_ns() + 10**18 // 2)
+        self.engine.answer_pending()
         self._take_completions()
         if self._jobs is not None and self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
@@ -354,7 +373,7 @@ class MarkerService:
 
     def on_datagram(self, data: bytes, addr: Any,
                     transport: asyncio.DatagramTransport | None) -> None:
-        now_boot = self.clock.boottime_ns()
+        recv_rt, now_boot = clock_pair(self.clock)
         self.counters["datagrams"] += 1
         source = str(addr[0])
         if source.startswith("::ffff:"):
@@ -370,7 +389,6 @@ class MarkerService:
                 self._send(transport, wire.format_error("rate", "rate limit exceeded"), addr)
                 self._log_limited(now_boot, "marker_rate_limited", source=source)
             return
-        recv_rt = self.clock.realtime_ns()
         try:
             msg = parse_message(data)
             self._authenticate(msg, recv_rt)
@@ -511,8 +529,8 @@ class MarkerService:
         while True:
             await asyncio.sleep(TICK_S)
             try:
-                now_boot = self.clock.boottime_ns()
-                self.engine.poll(self.clock.realtime_ns(), now_boot)
+                now_rt, now_boot = clock_pair(self.clock)
+                self.engine.poll(now_rt, now_boot)
                 self._take_completions()
                 self.dedup.expire(now_boot)
             except Exception:  # the ticker survives a bug in one tick
