@@ -197,25 +197,31 @@ def test_cli_mark_and_status_exit_codes(daemon_factory: object) -> None:
     daemon = daemon_factory()  # type: ignore[operator]
     base = [sys.executable, "-m", "wattd"]
     ok = subprocess.run([*base, "mark", "start", "cli", "--tag", "a=b", "--to", daemon.to],
-                        capture_output=True, text=True, timeout=30)
+                        check=False, capture_output=True,
+                             text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("ok start cli")
     busy = subprocess.run([*base, "mark", "start", "cli2", "--to", daemon.to],
-                          capture_output=True, text=True, timeout=30)
+                          check=False, capture_output=True,
+                             text=True, timeout=30)
     assert busy.returncode == 1
     assert "busy" in busy.stderr
     stop = subprocess.run([*base, "mark", "stop", "cli", "--to", daemon.to],
-                          capture_output=True, text=True, timeout=30)
+                          check=False, capture_output=True,
+                             text=True, timeout=30)
     assert stop.returncode == 0
     assert "energy_j=" in stop.stdout
     usage = subprocess.run([*base, "mark", "start", "bad name!", "--to", daemon.to],
-                           capture_output=True, text=True, timeout=30)
+                           check=False, capture_output=True,
+                             text=True, timeout=30)
     assert usage.returncode == 2
     status = subprocess.run([*base, "status", "--to", daemon.to, "--json"],
-                            capture_output=True, text=True, timeout=30)
+                            check=False, capture_output=True,
+                             text=True, timeout=30)
     assert status.returncode == 0, status.stderr
     assert '"markers"' in status.stdout
     assert '"meters"' in status.stdout
     nobody = subprocess.run([*base, "mark", "stop", "x", "--to", f"127.0.0.1:{_free_port()}",
-                             "--timeout", "0.5"], capture_output=True, text=True, timeout=30)
+                             "--timeout", "0.5"], check=False, capture_output=True,
+                             text=True, timeout=30)
     assert nobody.returncode == 1
