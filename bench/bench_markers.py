@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 
@@ -101,10 +100,7 @@ async def main() -> dict[str, object]:
     host, port = service.addresses[0]
     to = f"{host}:{port}"
     out: dict[str, object] = {}
-    thread = threading.Thread(target=client_side, args=(to, out))
-    thread.start()
-    while thread.is_alive():
-        await asyncio.sleep(0.05)
+    await asyncio.to_thread(client_side, to, out)
     out["startup"] = await asyncio.to_thread(startup_ratio, to)
     out["target_p99_ms"] = 2.0
     feeder.cancel()
