@@ -104,7 +104,9 @@ def test_json_shape_and_exact_figures(journal: Path, capsys: pytest.CaptureFixtu
         assert g["ci95_low_j"] == pytest.approx(low, abs=1e-6)
         assert g["ci95_high_j"] == pytest.approx(high, abs=1e-6)
 
-    (comp,) = doc["comparisons"]
+    comp, gross = doc["comparisons"]
+    assert gross["metric"] == "energy_per_unit_j"
+    assert gross["ratio"] == pytest.approx(sum(_energies("python")) / sum(_energies("rust")))
     assert {"a", "b", "ratio", "ci95_low", "ci95_high", "p_value"} <= set(comp)
     assert (comp["a"], comp["b"]) == ("python", "rust")
     # With a baseline and a requests tag, the comparison is net energy per request.
@@ -260,5 +262,6 @@ def test_report_as_a_real_command(journal: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert len(doc["comparisons"]) == 1
+    assert [c["metric"] for c in doc["comparisons"]] == ["net_energy_per_unit_j",
+                                                          "energy_per_unit_j"]
     assert doc["runs"][0]["start_ns"] == ts(1.0)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("wattd.cli.cmd_check_config", "validate a configuration file"),
     "clock": ("wattd.cli.cmd_clock", "check clock synchronisation (kernel, optional NTP server)"),
     "report": ("wattd.cli.cmd_report", "joules per run from the journal, statistics, comparisons"),
+    "demo": ("wattd.cli.cmd_demo", "the Raspberry Pi experiment, simulated, in under a minute"),
     "grafana": ("wattd.cli.cmd_grafana", "export Grafana provisioning (datasource, dashboard)"),
 }
 

@@ -14,7 +14,8 @@ Decisions where the spec is silent (also in the README):
   has an interval and a p-value) on the same meter, in order of first run.
 - Comparisons use the most specific figure every run of both groups has:
   net energy per unit with a baseline and a unit count, else energy per unit,
-  else net energy, else energy (``metric`` says which).
+  else net energy, else energy (``metric`` says which); with a baseline the
+  gross figure is compared too (a second comparison of the same pair).
 """
 
 from __future__ import annotations
@@ -292,10 +293,14 @@ def _comparisons(groups: list[Group]) -> list[Comparison]:
         for b in repeated[i + 1:]:
             if a.meter != b.meter:
                 continue
-            metric = next(m for m in METRICS if a.has(m) and b.has(m))
-            va, vb = a.values(metric), b.values(metric)
-            if not va or not vb or math.fsum(vb) == 0:
-                continue
-            out.append(Comparison(a, b, a.meter, metric, fieller_ratio(va, vb),
-                                  welch_p(va, vb)))
+            best = next(m for m in METRICS if a.has(m) and b.has(m))
+            metrics = [best]
+            if best.startswith("net_"):
+                metrics.append(best.removeprefix("net_"))  # and the gross figure
+            for metric in metrics:
+                va, vb = a.values(metric), b.values(metric)
+                if not va or not vb or math.fsum(vb) == 0:
+                    continue
+                out.append(Comparison(a, b, a.meter, metric, fieller_ratio(va, vb),
+                                      welch_p(va, vb)))
     return out
