@@ -14,7 +14,7 @@ VERBS = ("start", "stop", "abort", "event")
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
-    from wattd.markers.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S  # noqa: PLC0415 - lazy: fast start
+    from wattd.markers.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
     parser.add_argument("--to", metavar="HOST[:PORT]",
                         help="daemon address (default: $WATTD_MARKER, then 127.0.0.1:9288)")
@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_secret(path: str | None) -> bytes | None:
-    from wattd.markers.wire import read_secret  # noqa: PLC0415 - lazy: fast start
+    from wattd.markers.wire import read_secret
 
     if not path:
         return None
@@ -48,7 +48,7 @@ def load_secret(path: str | None) -> bytes | None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from wattd.markers.client import NoReplyError, send_marker  # noqa: PLC0415 - lazy: fast start
+    from wattd.markers.client import NoReplyError, send_marker
 
     tags: dict[str, object] = {}
     for item in args.tag:
@@ -74,7 +74,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def print_reply(reply: object) -> int:
-    from wattd.markers.wire import Reply  # noqa: PLC0415 - lazy: fast start
+    from wattd.markers.wire import Reply
 
     assert isinstance(reply, Reply)
     if reply.ok:

@@ -15,9 +15,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    import json  # noqa: PLC0415 - lazy: fast start
+    import json
 
-    from wattd.markers.client import NoReplyError, send_marker  # noqa: PLC0415 - lazy: fast start
+    from wattd.markers.client import NoReplyError, send_marker
 
     secret = load_secret(args.secret_file)
     try:
