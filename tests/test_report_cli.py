@@ -265,3 +265,12 @@ def test_report_as_a_real_command(journal: Path) -> None:
     assert [c["metric"] for c in doc["comparisons"]] == ["net_energy_per_unit_j",
                                                           "energy_per_unit_j"]
     assert doc["runs"][0]["start_ns"] == ts(1.0)
+
+
+def test_no_journal_and_no_config_is_a_usage_error(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("WATTD_CONFIG", str(tmp_path / "absent.yaml"))
+    code, _, err = _run(capsys)
+    assert code == 2
+    assert "give --journal DIR or -c FILE" in err

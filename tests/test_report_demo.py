@@ -1,0 +1,97 @@
+"""`wattd demo`: the plan and profile, and the whole demo end to end as a subprocess
+(daemon with a simulated meter, real UDP markers, report from its journal)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wattd.cli.main import main
+from wattd.report.demo import (
+    PI_MS_PER_REQUEST,
+    PI_WATTS,
+    DemoError,
+    plan,
+    prepare_dir,
+)
+from wattd.simulator.power_profile import PowerProfile
+
+
+def test_plan_fits_a_minute_and_profile_matches_the_schedule() -> None:
+    p = plan()
+    assert p.requests == 250
+    assert p.end_s < 45  # plus daemon start-up and the report: under a minute
+    names = [r.name for r in p.runs]
+    assert names == ["idle", "python-1", "rust-1", "python-2", "rust-2", "python-3", "rust-3"]
+    profile = PowerProfile.parse(p.profile)
+    for run in p.runs:
+        duration = run.stop_s - run.start_s
+        if run.workload != "idle":
+            pi_s = 500_000 * PI_MS_PER_REQUEST[run.workload] / 1000 / 2000
+            assert duration == pytest.approx(pi_s, rel=0.06)
+        samples = [profile.power_at(run.start_s + duration * k / 20) for k in range(20)]
+        mean = sum(samples) / len(samples)
+        assert mean == pytest.approx(PI_WATTS[run.workload], rel=0.06)
+    # Between runs the Pi idles.
+    gap = p.runs[1].stop_s + 0.5
+    assert profile.power_at(gap) == pytest.approx(PI_WATTS["idle"], rel=0.05)
+    assert plan().profile == p.profile  # deterministic
+
+
+def test_plan_refuses_a_scale_that_does_not_divide_the_requests() -> None:
+    with pytest.raises(ValueError):
+        plan(3000)
+
+
+def test_demo_dir_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(DemoError):
+        prepare_dir(tmp_path)
+    assert (tmp_path / "precious.txt").exists()
+    ours = tmp_path / "demo"
+    prepare_dir(ours)
+    (ours / "journal").mkdir()
+    (ours / "journal" / "00000001.lp").write_text("old\n", encoding="utf-8")
+    prepare_dir(ours)  # a previous demo: its journal is cleared
+    assert not (ours / "journal" / "00000001.lp").exists()
+
+
+def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo_dir = tmp_path / "wattd-demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "wattd", "demo", "--dir", str(demo_dir), "--time-scale", "5000"],
+        capture_output=True, text=True, timeout=110, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "time compressed 5000x" in out
+    assert "rust needs" in out
+    assert "x less energy" in out
+    journal = demo_dir / "journal"
+    assert f"curl --data-binary @{journal / '00000001.lp'}" in out
+    assert "http://localhost:8086/write?db=wattd" in out
+
+    # The report of the journal the demo left behind.
+    assert main(["report", "--journal", str(journal), "--baseline", "idle",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    runs = {r["run"]: r for r in doc["runs"]}
+    assert set(runs) == {"idle", "python-1", "rust-1", "python-2", "rust-2", "python-3",
+                         "rust-3"}
+    for r in runs.values():
+        assert r["status"] == "ok"
+        # The report integrates the journal as the daemon did online (stop reply).
+        assert r["energy_j"] == pytest.approx(r["daemon_energy_j"], rel=1e-3)
+    assert runs["python-1"]["tags"] == {"lang": "python", "requests": "100"}
+    groups = {g["group"]: g for g in doc["groups"]}
+    for lang in ("python", "rust"):
+        pi_j_per_request = PI_WATTS[lang] * PI_MS_PER_REQUEST[lang] / 1000
+        assert groups[lang]["n"] == 3
+        assert groups[lang]["energy_per_unit_j"]["mean_j"] == pytest.approx(
+            pi_j_per_request, rel=0.15)
+    gross = next(c for c in doc["comparisons"] if c["metric"] == "energy_per_unit_j")
+    assert (gross["a"], gross["b"]) == ("python", "rust")
+    assert 2.5 < gross["ratio"] < 4.5
