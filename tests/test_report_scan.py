@@ -297,3 +297,19 @@ def test_plot_points_are_kept_within_the_run_and_bounded(tmp_path: Path) -> None
     assert rec.plot is not None
     assert 1000 < len(rec.plot) < 8000
     assert all(ts(100) <= t <= ts(2900) for t, _ in rec.plot)
+
+
+def test_phase_without_meter_follows_its_run_meters(tmp_path: Path) -> None:
+    b = JournalBuilder()
+    for i in range(10):
+        b.power("a", i, 1.0).power("b", i, 2.0)
+        if i == 1:
+            b.marker("start", "only-a", 1, meter="a")
+            b.marker("start", "only-a", 1.5, phase="p")
+        if i == 5:
+            b.marker("stop", "only-a", 5, meter="a")
+    b.write(tmp_path)
+    phases = [r for r in scan_journal(tmp_path).records if r.phase == "p"]
+    assert [r.meter for r in phases] == ["a"]
+    assert phases[0].result is not None
+    assert phases[0].result.energy_j == pytest.approx(3.5)

@@ -405,6 +405,12 @@ class JournalScanner:
             if key in self._all_meters or key in self._open:
                 self._duplicate_starts += 1
                 return
+            run_meters = [tr.record.meter for tr in self._open.get((run, None), [])]
+            if phase is not None and run_meters and (run, None) not in self._all_meters:
+                # A phase of a run open on some meters only: those meters.
+                for name in run_meters:
+                    self._open_tracker(run, phase, name, t, tags)
+                return
             self._all_meters[key] = (t, tags)
             for name in self._meters:
                 self._open_tracker(run, phase, name, t, tags)
