@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
 from wattd.energy import NS
 from wattd.errors import ConfigError, MarkerInputError
 from wattd.logsetup import get_logger
@@ -40,25 +40,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class JournalLike(Protocol):
     async def append(self, lines: Sequence[str], *, durable: bool = False) -> None: ...
-
-
-def clock_pair(clock: Clock, tries: int = 5, tight_ns: int = 20_000) -> tuple[int, int]:
-    """(realtime, boottime) of one instant. The two reads are bracketed by a
-    second realtime read and retried when they were far apart: on a busy
-    machine the process can be preempted between them, and a pair read across
-    a preemption would shift a boundary converted to boot time by that much."""
-    best: tuple[int, int, int] | None = None
-    for _ in range(tries):
-        rt1 = clock.realtime_ns()
-        boot = clock.boottime_ns()
-        rt2 = clock.realtime_ns()
-        gap = rt2 - rt1
-        if best is None or gap < best[0]:
-            best = (gap, (rt1 + rt2) // 2, boot)
-        if gap <= tight_ns:
-            break
-    assert best is not None
-    return best[1], best[2]
 
 
 # ---------------------------------------------------------------------- config checks

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import serial
 import structlog
 
-from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
 from wattd.protocols.base import DecodeError, Decoder, Measurement, SerialSettings
 from wattd.protocols.plausible import RangesLike
 from wattd.protocols.registry import DriverSpec, get_driver
@@ -132,8 +132,7 @@ class SerialSource:
     def _on_readable(self, fd: int) -> None:
         try:
             data = os.read(fd, READ_BYTES)
-            real_ns = self.clock.realtime_ns()
-            boot_ns = self.clock.boottime_ns()
+            real_ns, boot_ns = clock_pair(self.clock)
         except BlockingIOError:
             return
         except OSError as exc:
