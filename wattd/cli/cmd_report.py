@@ -20,7 +20,24 @@ from wattd.report.render import render, scan_notes
 from wattd.report.scan import scan_journal
 
 
+EPILOG = """\
+Runs come from the journal's start/stop markers; energy is the integral of
+power over each run's exact [start, stop], as the daemon computes it online.
+Runs without a stop (a journal copied mid-run) are integrated up to the
+meter's last reading and flagged 'open'; open, aborted and clock-stepped runs
+are listed but left out of the statistics. Notes (torn lines, unknown
+measurements, stops without a start) go to stderr, or into 'notes' with
+--format json. csv prints one row per run and meter.
+
+exit status: 0 report printed; 1 nothing to report (no segments, no runs, no
+run matching --run, unknown --baseline, --plot without matplotlib); 2 usage or
+config error (no journal given, the journal directory does not exist).
+"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     src = parser.add_mutually_exclusive_group()
     src.add_argument("-c", "--config", metavar="FILE",
                      help="read journal.dir from this config (default: $WATTD_CONFIG, then "
