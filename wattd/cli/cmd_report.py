@@ -19,7 +19,6 @@ from wattd.report.plot import PlotUnavailableError, check_available, plot_report
 from wattd.report.render import render, scan_notes
 from wattd.report.scan import scan_journal
 
-
 EPILOG = """\
 Runs come from the journal's start/stop markers; energy is the integral of
 power over each run's exact [start, stop], as the daemon computes it online.
