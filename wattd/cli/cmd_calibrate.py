@@ -104,12 +104,17 @@ def execute(args: argparse.Namespace) -> int:
 
     from wattd.logsetup import setup_logging
 
-    # stdout carries only the block to paste; the meter's log lines go to stderr.
+    # stdout carries only the block to paste; the meter's log lines go to stderr
+    # (for this command only: the previous logging set-up is restored after).
+    saved = structlog.get_config()
     setup_logging("console", cfg.log.level if cfg.log.level != "debug" else "info")
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     print(f"reading meter {meter.name!r} ({meter.driver}) for {args.seconds:g} s ...",
           file=sys.stderr)
-    readings = asyncio.run(_collect(meter, args.seconds))
+    try:
+        readings = asyncio.run(_collect(meter, args.seconds))
+    finally:
+        structlog.configure(**saved)
     powers = [r.power_w for r in readings if r.power_w is not None]
     if len(powers) < MIN_READINGS:
         print(f"wattd calibrate: only {len(powers)} reading(s) from {meter.name!r} in "
