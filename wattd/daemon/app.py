@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
@@ -35,15 +37,19 @@ Hook = Callable[[], Awaitable[None]]
 
 class Daemon:
     def __init__(self, cfg: Config, *, simulate: bool = False, clock: Clock = SYSTEM_CLOCK,
-                 power_log_interval_s: float = POWER_LOG_INTERVAL_S) -> None:
+                 power_log_interval_s: float = POWER_LOG_INTERVAL_S,
+                 unpaced: bool = False) -> None:
         self.cfg = cfg
         self.simulate = simulate
         self.clock = clock
         self.power_log_interval_s = power_log_interval_s
         self.journal = Journal(cfg.journal)
         self.pipeline = Pipeline(self.journal, clock)
-        self.meters = MeterSet(cfg.meters, clock=clock, on_reading=self.pipeline.on_reading,
-                               simulate=simulate)
+        pipeline = self.pipeline
+        self.meters = MeterSet(
+            cfg.meters, clock=clock, on_reading=pipeline.on_reading, simulate=simulate,
+            unpaced_in_flight=(lambda: pipeline.readings_in - pipeline.readings_written)
+            if unpaced else None)
         self._stop = asyncio.Event()
         self._status: dict[str, StatusFn] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
@@ -53,6 +59,7 @@ class Daemon:
         self.add_status("journal", self.journal.stats)
         self.add_status("pipeline", self.pipeline.status)
         self.add_status("meters", self.meters.status)
+        self.add_status("process", process_status)
         # Clock health: clock_synced on every reading, require_sync gate, step events.
         self.clock_service = install_clock(self)
         # Markers: UDP port, run engine (replaces the pass-through stage), run reopen.
@@ -157,6 +164,20 @@ class Daemon:
                          voltage_v=_round(reading.voltage_v),
                          current_a=_round(reading.current_a, 3),
                          energy_j=_round(reading.energy_j), status=reading.status)
+
+
+def process_status() -> dict[str, Any]:
+    """Resource use, for `wattd status` and soak tests: asyncio tasks, open file
+    descriptors, resident memory (Linux /proc; absent elsewhere)."""
+    out: dict[str, Any] = {"tasks": len(asyncio.all_tasks())}
+    with contextlib.suppress(OSError):
+        out["fds"] = len(os.listdir("/proc/self/fd"))
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key = "rss_mb" if line.startswith("VmRSS:") else "peak_rss_mb"
+                out[key] = round(int(line.split()[1]) / 1024, 1)
+    return out
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

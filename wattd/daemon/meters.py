@@ -35,11 +35,15 @@ class Source(Protocol):
 
 class MeterSet:
     def __init__(self, meters: list[MeterConfig], *, clock: Clock,
-                 on_reading: Callable[[Reading], None], simulate: bool = False) -> None:
+                 on_reading: Callable[[Reading], None], simulate: bool = False,
+                 unpaced_in_flight: Callable[[], int] | None = None) -> None:
         self.meters = meters
         self.clock = clock
         self.on_reading = on_reading
         self.simulate = simulate
+        # Set: simulated meters are fed unpaced, in process, while this stays bounded
+        # (the pipeline's readings not yet journaled); see wattd.simulator.unpaced.
+        self.unpaced_in_flight = unpaced_in_flight
         self.sources: dict[str, Source] = {}
         self.simulators: dict[str, Any] = {}
         self.crashes: dict[str, int] = {}
@@ -51,7 +55,7 @@ class MeterSet:
         for meter in self.meters:
             try:
                 source = self._make_source(meter)
-            except Exception:  # noqa: BLE001 - one bad meter must not stop the others
+            except Exception:
                 log.exception("meter_setup_failed", meter=meter.name)
                 continue
             self.sources[meter.name] = source
@@ -83,6 +87,8 @@ class MeterSet:
             return PulseSource(meter, on_reading=self.on_reading, clock=self.clock)
         simulated = meter.driver == "simulated" or (self.simulate and meter.driver in
                                                     SERIAL_DRIVERS)
+        if simulated and self.unpaced_in_flight is not None:
+            return self._unpaced_source(meter)
         port = self._simulated_port(meter) if simulated else meter.port
         driver = "gb202" if meter.driver == "simulated" else meter.driver
         from wattd.sources.serial_source import make_serial_source
@@ -91,17 +97,36 @@ class MeterSet:
         return make_serial_source(meter, port=port, driver=driver, clock=self.clock,
                                   on_reading=self.on_reading)
 
+    def _unpaced_source(self, meter: MeterConfig) -> Source:
+        from wattd.simulator.meter import make_chip
+        from wattd.simulator.unpaced import UnpacedFeed
+        from wattd.sources.serial_source import make_serial_source
+
+        assert self.unpaced_in_flight is not None
+        driver = "gb202" if meter.driver == "simulated" else meter.driver
+        power_w = meter.power_w
+        if power_w is None and meter.profile is None:
+            power_w = SIMULATED_DEFAULT_POWER_W
+        chip = make_chip(driver, power_w=power_w, profile=meter.profile,
+                         calibration=meter.calibration or None, address=meter.address)
+        source = make_serial_source(meter, port="unpaced", driver=driver, clock=self.clock,
+                                    on_reading=self.on_reading)
+        log.info("simulated_meter_started", meter=meter.name, driver=driver, port="unpaced",
+                 power_w=power_w, profile=meter.profile)
+        return UnpacedFeed(source, chip, in_flight=self.unpaced_in_flight)
+
     async def _supervise(self, name: str, source: Source) -> None:
         while not self._stopping:
             try:
                 await source.run()
-                return
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - restart the source, keep the daemon
+            except Exception:
                 self.crashes[name] = self.crashes.get(name, 0) + 1
                 log.exception("meter_source_crashed", meter=name, crashes=self.crashes[name])
                 await asyncio.sleep(RESTART_PAUSE_S)
+            else:
+                return
 
     async def stop(self) -> None:
         self._stopping = True
@@ -120,7 +145,7 @@ class MeterSet:
         for name, server in self.simulators.items():
             try:
                 server.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("simulator_stop_failed", meter=name)
         self.simulators.clear()
         if self._sim_dir is not None:

@@ -15,7 +15,7 @@ from wattd.errors import ConfigError
 from wattd.protocols.registry import get_driver
 from wattd.simulator.chip_hlw8032 import FRAME_INTERVAL_S, ChipModel
 from wattd.simulator.power_profile import ConstantPower, PowerProfile, PowerSource
-from wattd.simulator.pty_server import FrameSource, PtyMeterServer
+from wattd.simulator.pty_server import FrameSource, PolledChip, PtyMeterServer
 
 # driver name -> (power source, resolved calibration, seed, pf_start) -> chip model
 ChipFactory = Callable[[PowerSource, Mapping[str, float], "int | None", int], FrameSource]
@@ -39,6 +39,27 @@ def power_source(power_w: float | None = None,
     return ConstantPower(3.0 if power_w is None else float(power_w))
 
 
+def make_chip(driver: str, *, power_w: float | None = None,
+              profile: str | os.PathLike[str] | None = None,
+              calibration: Mapping[str, float] | None = None, seed: int | None = None,
+              pf_start: int = 0, address: int = 0) -> FrameSource | PolledChip:
+    """The chip model for ``driver``: a streamed chip (``frame_at``) or, for
+    BL0940/BL0942, a polled chip (``receive``). Raises ConfigError for a driver
+    with no simulator."""
+    spec = get_driver(driver)
+    if spec.polled:  # BL0940/BL0942: the chip answers polls
+        from wattd.simulator.chip_bl09xx import PolledChipModel
+
+        return PolledChipModel(spec.name, power_source(power_w, profile),
+                               calibration=spec.calibration(calibration), address=address,
+                               seed=seed, cf_start=pf_start)
+    chip_factory = CHIPS.get(spec.name)
+    if chip_factory is None:
+        raise ConfigError(f"no simulator for driver {driver!r} yet", key="driver")
+    return chip_factory(power_source(power_w, profile), spec.calibration(calibration), seed,
+                        pf_start)
+
+
 def start_simulated_meter(driver: str, *, power_w: float | None = None,
                           profile: str | os.PathLike[str] | None = None,
                           calibration: Mapping[str, float] | None = None,
@@ -52,17 +73,9 @@ def start_simulated_meter(driver: str, *, power_w: float | None = None,
     meter's port and call ``.stop()`` when done (also ``.unplug()``/``.replug()``).
     """
     spec = get_driver(driver)
+    chip = make_chip(driver, power_w=power_w, profile=profile, calibration=calibration,
+                     seed=seed, pf_start=pf_start, address=address)
     if spec.polled:  # BL0940/BL0942: the chip answers polls read from the pty
-        from wattd.simulator.chip_bl09xx import PolledChipModel
-
-        polled = PolledChipModel(spec.name, power_source(power_w, profile),
-                                 calibration=spec.calibration(calibration), address=address,
-                                 seed=seed, cf_start=pf_start)
-        return PtyMeterServer(polled, spec.serial, link_path=link_path).start()
-    chip_factory = CHIPS.get(spec.name)
-    if chip_factory is None:
-        raise ConfigError(f"no simulator for driver {driver!r} yet", key="driver")
-    chip = chip_factory(power_source(power_w, profile), spec.calibration(calibration), seed,
-                        pf_start)
+        return PtyMeterServer(chip, spec.serial, link_path=link_path).start()
     return PtyMeterServer(chip, spec.serial, link_path=link_path,
                           frame_interval_s=FRAME_INTERVAL_S).start()
