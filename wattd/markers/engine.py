@@ -568,6 +568,11 @@ class RunEngine:
     def has_completions(self) -> bool:
         return bool(self._completions)
 
+    @property
+    def waiting(self) -> bool:
+        """Stops are waiting for their bracketing reading (poll often)."""
+        return bool(self._pending or self._orphans)
+
     # ---------------------------------------------------------------- restart, status
 
     def reopen(self, meter_name: str, run: str, tags: dict[str, str], start_rt_ns: int,

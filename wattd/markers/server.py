@@ -30,6 +30,7 @@ from wattd.readings import Reading
 log = get_logger("wattd.markers")
 
 TICK_S = 0.05
+IDLE_TICK_S = 1.0
 DEDUP_MAX = 65_536
 RATE_SOURCES_MAX = 4_096
 ALLOW_CACHE_MAX = 4_096
@@ -508,7 +509,9 @@ class MarkerService:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(TICK_S)
+            # Fast only while stops wait for a reading: idle, the tick only serves
+            # max_run_s and dedup expiry, which need no better than a second.
+            await asyncio.sleep(TICK_S if self.engine.waiting else IDLE_TICK_S)
             try:
                 now_rt, now_boot = clock_pair(self.clock)
                 self.engine.poll(now_rt, now_boot)

@@ -167,6 +167,17 @@ class HLW8032Decoder:
             del buf[:pos]
         return events
 
+    def bytes_pending(self) -> int:
+        """Bytes still to come for the frame being received (0 when no frame is
+        known to be under way). Lets a transport sleep through the frame's wire
+        time instead of waking for every byte."""
+        buf = self._buf
+        if len(buf) >= 2 and buf[1] == CHECK_BYTE and _IS_STATE[buf[0]]:
+            return max(0, FRAME_BYTES - len(buf))
+        if len(buf) == 1 and self._in_sync and _IS_STATE[buf[0]]:
+            return FRAME_BYTES - 1  # in step with the stream: a frame has begun
+        return 0
+
     def flush(self, t_ns: int) -> list[Event]:
         """End of stream (EOF, port lost): a truncated trailing frame is `incomplete`."""
         events: list[Event] = []

@@ -66,6 +66,10 @@ class SerialSource:
         self._last_reading_boot_ns: int | None = None
         self._serial: serial.Serial | None = None
         self._gone: asyncio.Future[str] | None = None
+        self._fd: int | None = None
+        self._resume: asyncio.TimerHandle | None = None
+        self._byte_s = self.settings.wire_time_ns(1) / 1e9
+        self.reads = 0
         self._error_log_last: dict[str, float] = {}
         self._error_log_suppressed: dict[str, int] = {}
 
@@ -84,12 +88,17 @@ class SerialSource:
             self._serial = port
             self._gone = loop.create_future()
             fd = port.fileno()
+            self._fd = fd
             loop.add_reader(fd, self._on_readable, fd)
             rc.connected()
             poller = loop.create_task(self._poll(fd)) if self._polled() else None
             try:
                 reason = await self._gone
             finally:
+                self._fd = None
+                if self._resume is not None:
+                    self._resume.cancel()
+                    self._resume = None
                 loop.remove_reader(fd)
                 if poller is not None:
                     poller.cancel()
@@ -145,10 +154,32 @@ class SerialSource:
             self._port_gone("end of file")
             return
         self.bytes_read += len(data)
+        self.reads += 1
         events = self.decoder.feed(data, real_ns)
         if events:
             self.answers += len(events)
             self._dispatch(events, real_ns, boot_ns)
+        self._sleep_through_frame(fd)
+
+    def _sleep_through_frame(self, fd: int) -> None:
+        """While a frame is under way, stop watching the port until all but its
+        last byte are due: a low-latency USB adapter otherwise wakes us for
+        every byte. The last byte is still read the moment it arrives, so the
+        stamp (taken at the last byte) keeps its precision."""
+        pending_fn = getattr(self.decoder, "bytes_pending", None)
+        if pending_fn is None:
+            return
+        pending = pending_fn()
+        if pending < 3:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(fd)
+        self._resume = loop.call_later((pending - 1) * self._byte_s, self._resume_reading, fd)
+
+    def _resume_reading(self, fd: int) -> None:
+        self._resume = None
+        if self._fd == fd:
+            asyncio.get_running_loop().add_reader(fd, self._on_readable, fd)
 
     def _port_gone(self, reason: str) -> None:
         if self._gone is not None and not self._gone.done():
@@ -241,7 +272,7 @@ class SerialSource:
             "meter": self.name, "driver": self.driver.name, "port": self.port,
             "state": self.reconnector.state.value, "frames_ok": c.frames_ok,
             "frames_bad": sum(c.dropped.values()), "dropped": dict(sorted(c.dropped.items())),
-            "skipped_bytes": c.skipped_bytes, "bytes_read": self.bytes_read,
+            "skipped_bytes": c.skipped_bytes, "bytes_read": self.bytes_read, "reads": self.reads,
             "readings": self.readings, "reconnects": self.reconnector.reconnects,
             **({"no_answer": self.no_answer} if self._polled() else {}),
             "last_error": self.reconnector.last_error or None,
