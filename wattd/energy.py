@@ -101,8 +101,7 @@ class IntervalIntegrator:
         """The integral over [start, stop]. Raises ValueError if no reading was
         ever added or the stop is older than the retained history."""
         start = self.start_ns
-        if stop_ns < start:
-            stop_ns = start
+        stop_ns = max(stop_ns, start)
         duration_ns = stop_ns - start
         hist = self._hist
         # Find the last entry with t < stop (entries hold readings with t >= start).

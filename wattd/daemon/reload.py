@@ -146,7 +146,7 @@ class Reloader:
         except (WattdError, OSError, ValueError) as exc:
             self.failures += 1
             result = ReloadResult(ok=False, error=str(exc))
-            log.error("config_reload_failed", error=str(exc),  # noqa: TRY400 - a message, no traceback
+            log.error("config_reload_failed", error=str(exc),
                       effect="keeping the running configuration")
             self.last = result
             self.notifier.ready(f"config reload failed, running config kept: {exc}")
