@@ -69,7 +69,8 @@ def main() -> None:
             wall = time.monotonic() - t0
             used = {p.pid: cpu_seconds(p.pid) - start[p.pid] for p in (daemon, cat, idle)}
             rss = peak_rss_mb(daemon.pid)
-            lines = sum(1 for _ in open(next((tmp / "journal").glob("*.lp")), "rb"))
+            with open(next((tmp / "journal").glob("*.lp")), "rb") as fh:
+                lines = sum(1 for _ in fh)
         finally:
             for p in procs:
                 if p.poll() is None:
