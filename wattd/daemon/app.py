@@ -26,6 +26,7 @@ from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
 from wattd.markers.wiring import install_markers
 from wattd.sinks.wiring import install_sinks
+from wattd.sources.gpio_panel import install_gpio_panel
 
 log = get_logger("wattd.daemon")
 
@@ -64,6 +65,8 @@ class Daemon:
         self.clock_service = install_clock(self)
         # Markers: UDP port, run engine (replaces the pass-through stage), run reopen.
         self.markers = install_markers(self)
+        # Optional Raspberry Pi panel: status LED while a run is open, start/stop button.
+        self.gpio_panel = install_gpio_panel(self)
         # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
         self.sinks = install_sinks(self)
         # systemd: READY/WATCHDOG/STATUS/RELOADING/STOPPING (no-ops outside systemd).

@@ -178,3 +178,27 @@ class GpioPanel:
     def status(self) -> dict[str, Any]:
         return {"open": self._opened, "presses": self.presses, "manual_run": self.manual_run,
                 "errors": dict(self.errors), "last_reply": self.last_reply or None}
+
+
+def install_gpio_panel(daemon: Any) -> GpioPanel | None:
+    """Start the status LED / button panel when the config's ``gpio`` section
+    names a pin (one call from ``Daemon.__init__``); None otherwise."""
+    gpio = daemon.cfg.gpio
+    if gpio is None or (gpio.status_led_pin is None and gpio.button_pin is None):
+        return None
+    markers = getattr(daemon, "markers", None)
+
+    def runs_open() -> list[str]:
+        if markers is None:
+            return []
+        return sorted({str(r["run"]) for r in markers.engine.open_runs()})
+
+    panel = GpioPanel(gpio, runs_open=runs_open, send=udp_sender(daemon.cfg.markers))
+
+    async def start() -> None:
+        daemon.start_task("gpio-panel", panel.run())
+
+    daemon.startup_hooks.append(start)
+    daemon.shutdown_hooks.append(panel.stop)
+    daemon.add_status("gpio", panel.status)
+    return panel

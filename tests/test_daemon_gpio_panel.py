@@ -1,0 +1,80 @@
+"""The daemon starts the optional GPIO panel: the button opens and closes a
+manual run over the daemon's own UDP markers, the LED follows the open run.
+gpiozero's own MockFactory stands in for the Pi's pins."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from wattd.config import load_config_text
+from wattd.daemon.app import Daemon
+
+
+@pytest.fixture
+def mock_pins() -> Iterator[MockFactory]:
+    old = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = old
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _until(predicate: object, timeout_s: float = 15.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_button_starts_and_stops_a_run_and_led_follows(tmp_path: Path,
+                                                             mock_pins: MockFactory) -> None:
+    port = _free_udp_port()
+    cfg = load_config_text(
+        f"meters: [{{name: pi, driver: simulated, power_w: 20}}]\n"
+        f"markers: {{listen: ['127.0.0.1:{port}']}}\n"
+        f"journal: {{dir: {tmp_path / 'j'}}}\n"
+        f"gpio: {{status_led_pin: 18, button_pin: 23}}\n", environ={})
+    daemon = Daemon(cfg, simulate=True)
+    assert daemon.gpio_panel is not None
+    task = asyncio.create_task(daemon.run())
+    try:
+        led = mock_pins.pin(18)
+        button = mock_pins.pin(23)
+        await _until(lambda: daemon.pipeline.readings_in >= 5)
+        assert led.state in (0, False)
+        button.drive_low()  # pressed (pull-up)
+        await asyncio.sleep(0.1)
+        button.drive_high()
+        await _until(lambda: daemon.markers.engine.open_runs() != [])
+        run = daemon.markers.engine.open_runs()[0]["run"]
+        assert run.startswith("manual-")
+        await _until(lambda: led.state in (1, True))
+        await asyncio.sleep(0.6)
+        button.drive_low()
+        await asyncio.sleep(0.1)
+        button.drive_high()
+        await _until(lambda: daemon.markers.engine.open_runs() == [])
+        await _until(lambda: led.state in (0, False))
+        assert daemon.status()["gpio"]["presses"] == 2
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 20)
+    journal = "".join(p.read_text() for p in sorted((tmp_path / "j").glob("*.lp")))
+    assert f"wattd_run,meter=pi,run={run} " in journal
