@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
+from wattd.config import parse_listen
 from wattd.energy import NS
 from wattd.errors import ConfigError, MarkerInputError
 from wattd.logsetup import get_logger
@@ -44,23 +45,6 @@ class JournalLike(Protocol):
 
 
 # ---------------------------------------------------------------------- config checks
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` -> (host, port)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError(f"bad listen address {text!r} (use [addr]:port)")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or ":" in host:
-            raise ValueError(f"bad listen address {text!r} (use host:port or [v6]:port)")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"bad port in listen address {text!r}")
-    return host, int(port_text)
 
 
 def _is_loopback(host: str) -> bool:

@@ -33,7 +33,7 @@ MarkerSender = Callable[[str, str], Awaitable[tuple[bool, str]]]
 
 def udp_sender(markers_cfg: Any, *, timeout_s: float = 8.0) -> MarkerSender:
     """Send markers to the daemon's own first listen address (0.0.0.0/:: -> loopback)."""
-    from wattd.markers.server import parse_listen
+    from wattd.config import parse_listen
 
     host, port = parse_listen(markers_cfg.listen[0])
     if host in ("0.0.0.0", ""):  # noqa: S104 - mapping "all interfaces" to loopback
