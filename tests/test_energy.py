@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from wattd.energy import IntervalIntegrator, integrate
@@ -94,3 +94,66 @@ def test_matches_fine_numerical_integral(gaps: list[int], powers: list[float], a
     b = a + max(1, int(length * span))
     res = integrate(readings, a, b)
     assert res.energy_j == pytest.approx(_reference(readings, a, b), rel=1e-9, abs=1e-12)
+
+
+def _state(integ: IntervalIntegrator) -> tuple[object, ...]:
+    # Private state on purpose: extend() must leave exactly what add() leaves.
+    return (integ._before, list(integ._hist), integ._head_extrap_ns,
+            integ._truncated)
+
+
+_reading = st.tuples(st.integers(-5 * S, 40 * S),
+                     st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                               st.sampled_from([0.0, -0.0, 1.5])))
+
+
+@given(readings=st.lists(_reading, max_size=60),
+       sort=st.booleans(),
+       history=st.integers(1, 8),
+       start=st.integers(-S, 10 * S),
+       until=st.one_of(st.none(), st.integers(-S, 40 * S)),
+       chunks=st.lists(st.integers(1, 20), max_size=6),
+       stops=st.lists(st.integers(-S, 45 * S), min_size=1, max_size=4))
+# Signed zeros: min()/max() keep the first of two equal values.
+@example(readings=[(0, 0.0), (S, -0.0), (2 * S, 0.0)], sort=False, history=4, start=0,
+         until=None, chunks=[], stops=[3 * S])
+def test_extend_equals_repeated_add(readings: list[tuple[int, float]], sort: bool, history: int,
+                                    start: int, until: int | None, chunks: list[int],
+                                    stops: list[int]) -> None:
+    if sort:
+        readings = sorted(readings, key=lambda r: r[0])
+    by_add = IntervalIntegrator(start, history=history)
+    by_extend = IntervalIntegrator(start, history=history)
+    # Reference: add() one by one, stopping after the first reading at or past `until`.
+    rest = list(readings)
+    consumed_ref: list[int] = []
+    for size in [*chunks, len(rest)]:
+        chunk, rest = rest[:size], rest[size:]
+        n = 0
+        for t, p in chunk:
+            by_add.add(t, p)
+            n += 1
+            if until is not None and t >= until:
+                break
+        consumed_ref.append(n)
+        rest = chunk[n:] + rest if n < len(chunk) else rest
+    rest = list(readings)
+    consumed: list[int] = []
+    for size in [*chunks, len(rest)]:
+        chunk, rest = rest[:size], rest[size:]
+        n = by_extend.extend(iter(chunk), until)
+        consumed.append(n)
+        rest = chunk[n:] + rest if n < len(chunk) else rest
+    assert consumed == consumed_ref
+    # repr: bit for bit (0.0 == -0.0 would hide a sign difference).
+    assert repr(_state(by_extend)) == repr(_state(by_add))
+    for stop in stops:
+        try:
+            expected: object = by_add.result(stop)
+        except ValueError as exc:
+            expected = str(exc)
+        try:
+            got: object = by_extend.result(stop)
+        except ValueError as exc:
+            got = str(exc)
+        assert repr(got) == repr(expected)

@@ -92,6 +92,65 @@ class IntervalIntegrator:
         self._hist.append((t_ns, power_w, energy, p_n + 1, min(p_min, power_w),
                            max(p_max, power_w)))
 
+    def extend(self, readings: Iterable[tuple[int, float]], until_ns: int | None = None) -> int:
+        """Add time-ordered readings; the same state, bit for bit, as calling
+        :meth:`add` on each. With ``until_ns``, stop right after the first
+        reading at or after it (the rest are not consumed). Returns how many
+        readings were taken.
+
+        The hot path of ``wattd report``: once the history holds a reading,
+        the running integral lives in locals and one tuple is appended per
+        reading, with no method call.
+        """
+        hist = self._hist
+        maxlen = hist.maxlen
+        taken = 0
+        it = iter(readings)
+        if maxlen is None or maxlen < 2:
+            for t_ns, power_w in it:
+                self.add(t_ns, power_w)
+                taken += 1
+                if until_ns is not None and t_ns >= until_ns:
+                    break
+            return taken
+        # Until the history holds a reading (before the start, the first
+        # in-run reading), take the general path.
+        if not hist:
+            for t_ns, power_w in it:
+                self.add(t_ns, power_w)
+                taken += 1
+                if until_ns is not None and t_ns >= until_ns:
+                    return taken
+                if hist:
+                    break
+            else:
+                return taken
+        stop = until_ns
+        append = hist.append
+        p_t, p_p, p_e, p_n, p_min, p_max = hist[-1]
+        count = len(hist)
+        for t_ns, power_w in it:
+            taken += 1
+            if t_ns >= p_t:  # older readings are ignored, as in add()
+                p_e = p_e + (p_p + power_w) * 0.5 * (t_ns - p_t)
+                p_n += 1
+                # min()/max() semantics (the old value kept unless strictly beyond),
+                # without a call per reading.
+                if power_w < p_min:  # noqa: PLR1730 - hot path, see above
+                    p_min = power_w
+                if power_w > p_max:  # noqa: PLR1730 - hot path, see above
+                    p_max = power_w
+                append((t_ns, power_w, p_e, p_n, p_min, p_max))
+                p_t = t_ns
+                p_p = power_w
+                count += 1
+            if stop is not None and t_ns >= stop:
+                break
+        if count > maxlen:
+            # add() flags truncation when appending to a full history.
+            self._truncated = True
+        return taken
+
     def covers(self, stop_ns: int) -> bool:
         """True once a reading at or after ``stop_ns`` has been added."""
         last_t = self.last_t_ns

@@ -289,20 +289,14 @@ class JournalScanner:
             return
         finished = False
         for tr in state.active:
-            add = tr.integ.add
             stop = tr.stop_ns
             if tr.record.plot is not None:
                 for t, power in pending:
                     self._plot_add(tr, t, power)
-            if stop is None:
-                for t, power in pending:
-                    add(t, power)
-            else:
-                for t, power in pending:
-                    add(t, power)
-                    if t >= stop:
-                        finished = True
-                        break
+            # Stops right after the first reading at or past the stop.
+            taken = tr.integ.extend(pending, stop)
+            if stop is not None and taken and pending[taken - 1][0] >= stop:
+                finished = True
         if finished:
             keep = []
             for tr in state.active:
@@ -430,9 +424,9 @@ class JournalScanner:
         if state is None:
             state = _Meter()
             self._meters[meter] = state
-        for t, power in state.recent:
-            tr.integ.add(t, power)
-            if record.plot is not None:
+        tr.integ.extend(state.recent)
+        if record.plot is not None:
+            for t, power in state.recent:
                 self._plot_add(tr, t, power)
         state.active.append(tr)
         self._open.setdefault((run, phase), []).append(tr)
