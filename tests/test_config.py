@@ -136,3 +136,14 @@ def test_version_flag() -> None:
     res = _wattd("--version")
     assert res.returncode == 0
     assert res.stdout.startswith("wattd ")
+
+
+def test_closed_stdout_pipe_is_not_a_traceback() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "wattd", "check-config",
+                             str(ROOT / "config.example.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `| head -c 0`
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert proc.returncode == 0

@@ -71,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.execute(ns))
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        # `wattd status | head`: the reader went away; not an error worth a traceback.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         from wattd.errors import ConfigError, UsageError
 
