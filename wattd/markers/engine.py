@@ -77,7 +77,7 @@ class _Meter:
     run: Interval | None = None
     phase: Interval | None = None
     closing: list[Interval] = field(default_factory=list)
-    last_boundary_rt: int = 0
+    last_boundary_boot: int = 0  # boot time of the meter's latest boundary
 
 
 @dataclass(slots=True)
@@ -252,7 +252,7 @@ class RunEngine:
             return self._start_phase(msg, source, t_rt, skew_ms, offset, recv_boot)
         # stop / abort
         meters = self._open_on(msg)
-        t_rt = _after(t_rt, meters)
+        t_rt = _after(t_rt, offset, meters)
         if msg.phase is not None:
             for meter in meters:
                 if meter.phase is None or meter.phase.phase != msg.phase:
@@ -264,7 +264,7 @@ class RunEngine:
         for meter in meters:
             t = t_rt
             t_boot = t - offset
-            meter.last_boundary_rt = t
+            meter.last_boundary_boot = t_boot
             if msg.phase is not None:
                 assert meter.phase is not None
                 closing.append(self._close(meter, meter.phase, t, t_boot, msg.tags))
@@ -315,10 +315,10 @@ class RunEngine:
         if busy:
             names = ", ".join(f"{m.name} has run {m.run.run}" for m in busy if m.run)
             raise MarkerInputError("busy", names)
-        t_rt = _after(t_rt, targets)
+        t_rt = _after(t_rt, offset, targets)
         for meter in targets:
             t = t_rt
-            meter.last_boundary_rt = t
+            meter.last_boundary_boot = t - offset
             meter.run = self._open(meter, msg.name, None, dict(msg.tags), t, t - offset)
             self._set_span(meter, t, self._run_tags(meter.run))
         fields: list[tuple[str, object]] = [("start_ns", t_rt)]
@@ -332,12 +332,12 @@ class RunEngine:
         assert msg.name is not None
         assert msg.phase is not None
         meters = self._open_on(msg)
-        t_rt = _after(t_rt, meters)
+        t_rt = _after(t_rt, offset, meters)
         for meter in meters:
             run_interval = meter.run
             assert run_interval is not None
             t = t_rt
-            meter.last_boundary_rt = t
+            meter.last_boundary_boot = t - offset
             if meter.phase is not None:
                 closed = self._close(meter, meter.phase, t, t - offset, {})
                 self._orphans.append((closed, recv_boot))
@@ -470,6 +470,11 @@ class RunEngine:
             fields.append(("gap_s", gap))
         if len(per_meter) > 1:
             fields += [(f"energy_j.{m}", e) for m, e in per_meter]
+        if self.clock_step is not None and any(
+                self.clock_step(i.start_boot_ns, i.stop_boot_ns or i.start_boot_ns)
+                for i, _, _ in pend.results.values()):
+            # as on the wattd_run points: the user sees it where they read the joules
+            fields.append(("clock_step", "true"))
         if pend.phase is not None:
             fields.insert(0, ("phase", pend.phase))
         reply = wire.format_ok(pend.verb, pend.name, fields, pend.msg_id)
@@ -547,7 +552,7 @@ class RunEngine:
                 meter.phase = None
             lines.append(self._write_aborted(self._close(meter, run, t_rt, t_boot, {})))
             meter.run = None
-            meter.last_boundary_rt = max(meter.last_boundary_rt, t_rt)
+            meter.last_boundary_boot = max(meter.last_boundary_boot, t_boot)
             self._set_span(meter, t_rt, None)
             tags = {"run": run.run, "verb": "abort", "source": DAEMON_SOURCE,
                     "meter": meter.name}
@@ -584,14 +589,14 @@ class RunEngine:
             return
         meter.run = self._open(meter, run, None, dict(tags), start_rt_ns,
                                start_rt_ns - offset_ns)
-        meter.last_boundary_rt = start_rt_ns
+        meter.last_boundary_boot = start_rt_ns - offset_ns
         self._set_span(meter, start_rt_ns, self._run_tags(meter.run))
         if phase is not None:
             phase_name, phase_rt, phase_tags = phase
             merged = {**tags, **phase_tags}
             meter.phase = self._open(meter, run, phase_name, merged, phase_rt,
                                      phase_rt - offset_ns)
-            meter.last_boundary_rt = max(start_rt_ns, phase_rt)
+            meter.last_boundary_boot = max(start_rt_ns, phase_rt) - offset_ns
             self._set_span(meter, phase_rt, {**self._run_tags(meter.run), "phase": phase_name,
                                              **phase_tags})
 
@@ -625,8 +630,12 @@ class RunEngine:
                 **self.counters}
 
 
-def _after(t_rt: int, meters: Iterable[_Meter]) -> int:
+def _after(t_rt: int, offset: int, meters: Iterable[_Meter]) -> int:
     """A boundary never goes before the previous boundary on its meters (a
     back-dated start cannot overlap the run that just stopped): the one time
-    used for the intervals, the reply and the ``wattd_marker`` point."""
-    return max([t_rt, *(m.last_boundary_rt for m in meters)])
+    used for the intervals, the reply and the ``wattd_marker`` point. Compared
+    on boot time (``offset`` = realtime - boottime now): after a backward step
+    of the realtime clock, a realtime comparison would push the boundary into
+    the future by the size of the step (and the run's energy with it)."""
+    floor_boot = max((m.last_boundary_boot for m in meters), default=0)
+    return max(t_rt, floor_boot + offset)
