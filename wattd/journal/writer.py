@@ -149,24 +149,34 @@ class Journal:
         async with self._lock:
             if self._file is None:
                 raise RuntimeError("journal is not open")
-            try:
-                # Unbuffered: one write() system call in the worker thread, no flush hop.
-                written = await self._file.write(data)
-                while written is not None and written < len(data):
-                    written += await self._file.write(data[written:])
-            except OSError as exc:
-                self.write_errors += 1
-                log.error("journal_write_failed", error=str(exc), lines=len(lines))
-                raise
-            self._offset += len(data)
+            # A big batch (a burst, readings released after a wait) is cut at line ends
+            # so that no segment outgrows segment_bytes by more than one line: the size
+            # bound budgets whole segments (one oversized segment was dropped whole).
+            pieces = split_at_lines(data, self._segment_bytes - self._offset,
+                                    self._segment_bytes)
+            for i, piece in enumerate(pieces):
+                await self._write(piece, len(lines))
+                if durable and i == len(pieces) - 1:
+                    await self._sync_now()
+                if self._offset >= self._segment_bytes:
+                    await self._rotate()
             self.lines_written += len(lines)
-            self._dirty = True
-            self._dirty_event.set()
-            if durable:
-                await self._sync_now()
-            if self._offset >= self._segment_bytes:
-                await self._rotate()
         self.data_event.set()
+
+    async def _write(self, data: bytes, lines: int) -> None:
+        assert self._file is not None
+        try:
+            # Unbuffered: one write() system call in the worker thread, no flush hop.
+            written = await self._file.write(data)
+            while written is not None and written < len(data):
+                written += await self._file.write(data[written:])
+        except OSError as exc:
+            self.write_errors += 1
+            log.error("journal_write_failed", error=str(exc), lines=lines)
+            raise
+        self._offset += len(data)
+        self._dirty = True
+        self._dirty_event.set()
 
     async def flush(self) -> None:
         async with self._lock:
@@ -231,7 +241,10 @@ class Journal:
         segments = [s for s in list_segments(self.dir) if s.number != self._segment]
         oldest_cursor = self.cursors.oldest()
         has_sinks = bool(self.cursors.names())
-        budget = self.cfg.max_bytes - self._segment_bytes
+        # Room for the active segment (cut at line ends: at most one line over) and for
+        # the gzip copy of a closed segment being written beside it (line protocol
+        # compresses about tenfold; a quarter is ample).
+        budget = self.cfg.max_bytes - self._segment_bytes - self._segment_bytes // 4
         total = sum(s.size for s in segments)
         max_age_s = (self.cfg.max_age_days or 0) * 86400
         now = time.time()
@@ -271,3 +284,20 @@ class Journal:
             "undelivered_bytes_dropped": self.undelivered_bytes_dropped,
             "write_errors": self.write_errors,
         }
+
+
+def split_at_lines(data: bytes, room: int, segment_bytes: int) -> list[bytes]:
+    """Cut ``data`` (whole lines) into the piece that fills the active segment
+    (``room`` bytes left before ``segment_bytes``), then segment-sized pieces; each
+    cut is after the line that reaches the size. Usually one piece: ``[data]``."""
+    pieces: list[bytes] = []
+    start = 0
+    while len(data) - start > room:
+        cut = data.find(b"\n", start + max(room, 1) - 1) + 1
+        if cut <= 0 or cut >= len(data):
+            break
+        pieces.append(data[start:cut])
+        start = cut
+        room = segment_bytes
+    pieces.append(data[start:] if start else data)
+    return pieces
