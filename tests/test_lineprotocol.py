@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from wattd.lineprotocol import LineProtocolError, format_line, parse_line
+from wattd.readings import POWER_MEASUREMENT, Reading
 
 
 def test_format_types_and_escapes() -> None:
@@ -57,3 +59,31 @@ def test_round_trip(tags: dict[str, str], fields: dict[str, object], t_ns: int) 
 def test_parser_raises_nothing_else(text: str) -> None:
     with contextlib.suppress(LineProtocolError):
         parse_line(text)
+
+
+_tag_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
+_maybe_value = st.one_of(st.none(), st.floats(width=64), st.integers(-10**6, 10**6),
+                         st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324]))
+
+
+@given(meter=_tag_text, tags=st.dictionaries(_tag_text, _tag_text, max_size=4),
+       values=st.lists(_maybe_value, min_size=6, max_size=6),
+       synced=st.booleans(), t_ns=st.integers(0, 2**63))
+@example(meter="pi", tags={"run": "a b", "meter": "x"}, values=[1e308] * 6, synced=True,
+         t_ns=1)  # finite values whose sum overflows
+@example(meter="pi", tags={}, values=[1.0, 2.0, float("inf"), 3.0, 4.0, 5.0], synced=False,
+         t_ns=1)
+def test_reading_line_equals_generic_format(meter: str, tags: dict[str, str],
+                                            values: list[float | None], synced: bool,
+                                            t_ns: int) -> None:
+    # Reading.to_line (cached head, fast path) is the generic format_line, byte for byte.
+    reading = Reading(meter, t_ns, t_ns, *values, clock_synced=synced, tags=dict(tags))
+    try:
+        expected = format_line(POWER_MEASUREMENT, {**tags, "meter": meter}, reading.fields(),
+                               t_ns)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            reading.to_line()
+        return
+    assert reading.to_line() == expected
+    assert reading.to_line() == expected  # the cached head gives the same line again

@@ -39,7 +39,8 @@ def _escape_key(text: str) -> str:
         _KEY_ESC)
 
 
-def _format_field(value: FieldValue) -> str:
+def format_field(value: FieldValue) -> str:
+    """One field value as line protocol writes it (ValueError if not finite)."""
     # bool before int: bool is a subclass of int.
     if value is True:
         return "true"
@@ -61,15 +62,21 @@ def format_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, 
     empty tag values are omitted (line protocol cannot carry them)."""
     if not fields:
         raise ValueError("a point needs at least one field")
+    head = format_head(measurement, tags)
+    body = ",".join(f"{_escape_key(k)}={format_field(v)}" for k, v in fields.items())
+    return f"{head} {body} {int(t_ns)}"
+
+
+def format_head(measurement: str, tags: Mapping[str, str]) -> str:
+    """The ``measurement,tag=value,...`` part of a line (escaped, tags sorted,
+    empty values omitted), as :func:`format_line` writes it."""
     parts = [measurement.translate(_MEAS_ESC)]
     for key in sorted(tags):
         value = tags[key]
         if value == "":
             continue
         parts.append(f",{_escape_key(key)}={_escape_key(value)}")
-    head = "".join(parts)
-    body = ",".join(f"{_escape_key(k)}={_format_field(v)}" for k, v in fields.items())
-    return f"{head} {body} {int(t_ns)}"
+    return "".join(parts)
 
 
 def _split_unescaped(text: str, sep: str, *, respect_quotes: bool = False) -> list[str]:

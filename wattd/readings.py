@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wattd.lineprotocol import FieldValue, format_line
+from wattd.lineprotocol import FieldValue, format_field, format_head
 
 POWER_MEASUREMENT = "wattd_power"
+
+# Escaped ``wattd_power,tag=value,...`` heads by (meter, tags): a meter's tags
+# change only at run boundaries, so a handful of heads serve every reading.
+_HEADS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_HEADS_MAX = 4096
+
+
+def _head(meter: str, tags: dict[str, str]) -> str:
+    key = (meter, tuple(tags.items()))
+    head = _HEADS.get(key)
+    if head is None:
+        merged = dict(tags)
+        merged["meter"] = meter
+        head = format_head(POWER_MEASUREMENT, merged)
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
 
 
 @dataclass(slots=True)
@@ -35,6 +53,25 @@ class Reading:
         return out
 
     def to_line(self) -> str:
-        tags = dict(self.tags)
-        tags["meter"] = self.meter
-        return format_line(POWER_MEASUREMENT, tags, self.fields(), self.t_ns)
+        """The ``wattd_power`` point: exactly ``format_line(POWER_MEASUREMENT,
+        {**tags, "meter": meter}, fields(), t_ns)`` (ValueError on a non-finite
+        value), with the head cached and a fast path for the usual reading
+        (every value a float)."""
+        p, v, i, s, pf, e = (self.power_w, self.voltage_v, self.current_a, self.apparent_va,
+                             self.power_factor, self.energy_j)
+        synced = self.clock_synced
+        t_ns = self.t_ns
+        if (type(p) is float and type(v) is float and type(i) is float and type(s) is float
+                and type(pf) is float and type(e) is float and type(t_ns) is int
+                and (synced is True or synced is False)):
+            total = p + v + i + s + pf + e
+            # Finite values only (inf - inf and nan are not 0); an overflowing sum
+            # of finite values only sends the reading down the general path.
+            if total - total == 0.0:
+                flag = "true" if synced else "false"
+                return (f"{_head(self.meter, self.tags)} power_w={p!r},voltage_v={v!r},"
+                        f"current_a={i!r},apparent_va={s!r},power_factor={pf!r},"
+                        f"energy_j={e!r},clock_synced={flag} {t_ns}")
+        # Field names need no escaping.
+        body = ",".join([f"{name}={format_field(value)}" for name, value in self.fields().items()])
+        return f"{_head(self.meter, self.tags)} {body} {int(t_ns)}"
