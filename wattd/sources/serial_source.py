@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import errno
 import os
+import termios
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -80,7 +81,9 @@ class SerialSource:
         while not rc.stopped:
             try:
                 port = self._open()
-            except (serial.SerialException, OSError, ValueError) as exc:
+            except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+                # termios.error: a tty that refuses the line settings (seen when a
+                # pseudo-terminal is reopened) is a port that cannot be opened, not a crash
                 rc.failed(str(exc))
                 if not await rc.wait():
                     break
