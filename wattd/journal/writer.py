@@ -210,15 +210,20 @@ class Journal:
 
     async def _rotate(self) -> None:
         await self._sync_now()
-        await self._file.close()
+        # Open the next segment before closing this one: cancelled at any await here
+        # (the pipeline writer is cancelled at shutdown, possibly mid-append), the
+        # journal still holds an open file and a consistent position; the old
+        # order left a closed file behind and the shutdown drain failed on it.
+        new_file = await aiofiles.open(self.dir / segment_name(self._segment + 1), "ab",
+                                       buffering=0)
         closed = self.dir / segment_name(self._segment)
+        old_file, self._file = self._file, new_file
         self._segment += 1
         self._offset = 0
-        self._file = await aiofiles.open(self.dir / segment_name(self._segment), "ab",
-                                         buffering=0)
         if self.cfg.compress:
             self._compress_later(closed)
         self._enforce_bounds()
+        await old_file.close()
 
     def _compress_later(self, path: Path) -> None:
         task = asyncio.get_running_loop().create_task(self._compress(path))
