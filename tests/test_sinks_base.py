@@ -123,3 +123,48 @@ def test_influxdb_client_imported_only_for_v2() -> None:
         "assert 'influxdb_client' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_v2_body_is_gzip_level_1_on_the_wire() -> None:
+    """influxdb-client's own gzip is level 9; the v2 sink's write bodies are level 1
+    (gzip header XFL=4), Content-Encoding gzip, and decompress to the lines."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from wattd.config import InfluxConfig
+    from wattd.sinks.v2 import InfluxV2Sink
+
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Content-Encoding"), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    lines = [f"m,meter=a v={i}.5 {i}".encode() for i in range(200)]
+    try:
+        for use_gzip in (True, False):
+            sink = InfluxV2Sink(InfluxConfig(url=f"http://127.0.0.1:{server.server_port}",
+                                             api="v2", org="o", bucket="b", gzip=use_gzip))
+            try:
+                await sink.write(lines)
+            finally:
+                await sink.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    (path, encoding, body), (_, plain_encoding, plain) = seen
+    assert path.startswith("/api/v2/write")
+    assert encoding == "gzip"
+    assert body[8] == 4  # XFL: fastest compression
+    assert gzip.decompress(body) == plain == b"\n".join(lines)
+    assert plain_encoding is None

@@ -9,6 +9,7 @@ client's own retry machinery stays off.
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,23 @@ from wattd.sinks.base import SinkUnavailableError, classify_http
 
 DEFAULT_BUCKET = "wattd"
 DEFAULT_ORG = "wattd"
+WRITE_PATH = "/api/v2/write"  # the path influxdb-client gzips request bodies for
+
+
+def _gzip_fast(conf: Any) -> None:
+    """Have the client gzip write bodies at level 1, as the v1 sink does
+    (``encode_body``), instead of the library's level 9: the same gzip for the
+    database at about a quarter of the CPU (level 9 costs more CPU per line
+    than all the rest of a line's delivery)."""
+    original = conf.update_request_body
+
+    def update_request_body(path: str, body: Any) -> Any:
+        if conf.enable_gzip and path == WRITE_PATH:
+            data = body if isinstance(body, bytes) else bytes(body, "utf-8")
+            return gzip.compress(data, compresslevel=1, mtime=0)
+        return original(path, body)
+
+    conf.update_request_body = update_request_body
 
 
 class InfluxV2Sink:
@@ -59,6 +77,8 @@ class InfluxV2Sink:
             url=cfg.url, token=cfg.token() or "", org=cfg.org or DEFAULT_ORG,
             timeout=int(cfg.timeout_s * 1000), enable_gzip=cfg.gzip, retries=False,
             connection_pool_maxsize=2, **kwargs)
+        if cfg.gzip:
+            _gzip_fast(self._client.conf)
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         if old is not None:
             old.close()
