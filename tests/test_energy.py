@@ -157,3 +157,57 @@ def test_extend_equals_repeated_add(readings: list[tuple[int, float]], sort: boo
         except ValueError as exc:
             got = str(exc)
         assert repr(got) == repr(expected)
+
+
+class _ReferenceAdd(IntervalIntegrator):
+    """add() as first written (plain, via last_t_ns and min()/max()): the
+    optimised add() must leave the same state, bit for bit."""
+
+    __slots__ = ()
+
+    def add(self, t_ns: int, power_w: float) -> None:
+        last_t = self.last_t_ns
+        if last_t is not None and t_ns < last_t:
+            return
+        start = self.start_ns
+        if t_ns < start:
+            self._before = (t_ns, power_w)
+            return
+        if not self._hist:
+            if self._before is None:
+                self._head_extrap_ns = t_ns - start
+                energy = power_w * (t_ns - start)
+            else:
+                b_t, b_p = self._before
+                p_start = p_start_ref(b_t, b_p, t_ns, power_w, start)
+                energy = (p_start + power_w) * 0.5 * (t_ns - start)
+            self._hist.append((t_ns, power_w, energy, 1, power_w, power_w))
+            return
+        if len(self._hist) == self._hist.maxlen:
+            self._truncated = True
+        p_t, p_p, p_e, p_n, p_min, p_max = self._hist[-1]
+        energy = p_e + (p_p + power_w) * 0.5 * (t_ns - p_t)
+        self._hist.append((t_ns, power_w, energy, p_n + 1, min(p_min, power_w),
+                           max(p_max, power_w)))
+
+
+def p_start_ref(t0: int, p0: float, t1: int, p1: float, t: int) -> float:
+    if t1 == t0:
+        return p1
+    return p0 + (p1 - p0) * ((t - t0) / (t1 - t0))
+
+
+@given(readings=st.lists(_reading, max_size=40), sort=st.booleans(), history=st.integers(0, 6),
+       start=st.integers(-S, 10 * S))
+@example(readings=[(0, 0.0), (S, -0.0), (2 * S, 0.0), (3 * S, -0.0)], sort=False, history=4,
+         start=0)
+def test_add_equals_reference(readings: list[tuple[int, float]], sort: bool, history: int,
+                              start: int) -> None:
+    if sort:
+        readings = sorted(readings, key=lambda r: r[0])
+    fast = IntervalIntegrator(start, history=history)
+    ref = _ReferenceAdd(start, history=history)
+    for t, p in readings:
+        fast.add(t, p)
+        ref.add(t, p)
+        assert repr(_state(fast)) == repr(_state(ref))

@@ -68,29 +68,35 @@ class IntervalIntegrator:
 
     def add(self, t_ns: int, power_w: float) -> None:
         """Add one reading. Out-of-order readings (older than the last) are ignored."""
-        last_t = self.last_t_ns
-        if last_t is not None and t_ns < last_t:
+        hist = self._hist
+        if hist:
+            # The usual case, kept short (the daemon calls this for every reading
+            # of every open run): entries only hold readings at or after the start.
+            p_t, p_p, p_e, p_n, p_min, p_max = hist[-1]
+            if t_ns < p_t:
+                return
+            if len(hist) == hist.maxlen:
+                self._truncated = True
+            # min()/max() semantics: the old value is kept unless strictly beyond.
+            hist.append((t_ns, power_w, p_e + (p_p + power_w) * 0.5 * (t_ns - p_t), p_n + 1,
+                         power_w if power_w < p_min else p_min,
+                         power_w if power_w > p_max else p_max))
+            return
+        before = self._before
+        if before is not None and t_ns < before[0]:
             return
         start = self.start_ns
         if t_ns < start:
             self._before = (t_ns, power_w)
             return
-        if not self._hist:
-            if self._before is None:
-                self._head_extrap_ns = t_ns - start
-                energy = power_w * (t_ns - start)
-            else:
-                b_t, b_p = self._before
-                p_start = _lerp(b_t, b_p, t_ns, power_w, start)
-                energy = (p_start + power_w) * 0.5 * (t_ns - start)
-            self._hist.append((t_ns, power_w, energy, 1, power_w, power_w))
-            return
-        if len(self._hist) == self._hist.maxlen:
-            self._truncated = True
-        p_t, p_p, p_e, p_n, p_min, p_max = self._hist[-1]
-        energy = p_e + (p_p + power_w) * 0.5 * (t_ns - p_t)
-        self._hist.append((t_ns, power_w, energy, p_n + 1, min(p_min, power_w),
-                           max(p_max, power_w)))
+        if before is None:
+            self._head_extrap_ns = t_ns - start
+            energy = power_w * (t_ns - start)
+        else:
+            b_t, b_p = before
+            p_start = _lerp(b_t, b_p, t_ns, power_w, start)
+            energy = (p_start + power_w) * 0.5 * (t_ns - start)
+        hist.append((t_ns, power_w, energy, 1, power_w, power_w))
 
     def extend(self, readings: Iterable[tuple[int, float]], until_ns: int | None = None) -> int:
         """Add time-ordered readings; the same state, bit for bit, as calling
