@@ -13,7 +13,7 @@ import pytest
 from wattd.protocols.base import DecodeError, Measurement
 from wattd.protocols.registry import get_driver
 from wattd.readings import Reading
-from wattd.simulator.meter import start_simulated_meter
+from wattd.simulator.meter import make_chip, start_simulated_meter
 from wattd.sources.reconnect import LinkState, Reconnector
 from wattd.sources.serial_source import SerialSource, make_serial_source
 
@@ -87,6 +87,22 @@ def test_stamp_is_last_byte_arrival_minus_wire_time_minus_latency() -> None:
     [r] = readings
     assert r.t_ns == 10_000_000_000 - 55_000_000 - 3_500_000
     assert r.t_boot_ns == r.t_ns + 10_000_000_000
+
+
+def test_feed_decodes_bytes_read_at_a_clock_pair() -> None:
+    """The public entry of bytes read elsewhere (the unpaced feed): a frame cut
+    in two reads gives one reading, stamped from the second read's clock pair."""
+    readings: list[Reading] = []
+    source = make_source("/nonexistent", readings, latency_ms=0.0)
+    frame = make_chip("cse7766", power_w=80.0, seed=3).frame_at(1.0)  # type: ignore[union-attr]
+    source.feed(frame[:10], 5_000_000_000, 9_000_000_000)
+    assert readings == []
+    source.feed(frame[10:], 6_000_000_000, 10_000_000_000)
+    [r] = readings
+    assert r.power_w == pytest.approx(80.0, rel=0.01)
+    assert r.t_ns == 6_000_000_000 - source.settings.wire_time_ns(len(frame))
+    assert r.t_boot_ns == r.t_ns + 4_000_000_000
+    assert (source.bytes_read, source.reads, source.answers) == (len(frame), 2, 1)
 
 
 def test_a_failing_reading_handler_is_counted_not_fatal() -> None:

@@ -55,6 +55,7 @@ class UnpacedFeed:
     async def run(self) -> None:
         self.source.reconnector.connected()
         clock = self.source.clock
+        feed = self.source.feed
         while not self._stopped:
             while self.in_flight() > self.max_in_flight and not self._stopped:
                 self.backpressure_waits += 1
@@ -63,17 +64,8 @@ class UnpacedFeed:
                 frame = self._frame(self.frames_fed * self.frame_interval_s)
                 self.frames_fed += 1
                 real_ns, boot_ns = clock_pair(clock)
-                self._feed(frame, real_ns, boot_ns)
+                feed(frame, real_ns, boot_ns)  # the path bytes read from the port take
             await asyncio.sleep(0)
-
-    def _feed(self, frame: bytes, real_ns: int, boot_ns: int) -> None:
-        """What the source's port reader does with bytes read at (real_ns, boot_ns)."""
-        source = self.source
-        source.bytes_read += len(frame)
-        events = source.decoder.feed(frame, real_ns)
-        if events:
-            source.answers += len(events)
-            source._dispatch(events, real_ns, boot_ns)  # the path bytes read from the port take
 
     def stop(self) -> None:
         self._stopped = True

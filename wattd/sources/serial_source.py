@@ -156,13 +156,19 @@ class SerialSource:
         if not data:
             self._port_gone("end of file")
             return
+        self.feed(data, real_ns, boot_ns)
+        self._sleep_through_frame(fd)
+
+    def feed(self, data: bytes, real_ns: int, boot_ns: int) -> None:
+        """Bytes read from the meter at ``real_ns`` / ``boot_ns`` (the one clock
+        pair of the read): decoded, stamped and passed on as readings. The port
+        reader's path; also how in-process feeds (``--unpaced``) inject bytes."""
         self.bytes_read += len(data)
         self.reads += 1
         events = self.decoder.feed(data, real_ns)
         if events:
             self.answers += len(events)
             self._dispatch(events, real_ns, boot_ns)
-        self._sleep_through_frame(fd)
 
     def _sleep_through_frame(self, fd: int) -> None:
         """While a frame is under way, stop watching the port until all but its
