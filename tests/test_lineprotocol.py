@@ -87,3 +87,18 @@ def test_reading_line_equals_generic_format(meter: str, tags: dict[str, str],
         return
     assert reading.to_line() == expected
     assert reading.to_line() == expected  # the cached head gives the same line again
+
+
+@given(picks=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 1),
+                                st.booleans()), min_size=1, max_size=30))
+def test_reading_lines_with_shared_float_objects(picks: list[tuple[int, int, int, bool]]) -> None:
+    # Decoders hand on the same float object while a value is held: reprs reused by
+    # identity must still be the reading's own (signed zeros, meters, tag sets).
+    pool = [0.0, -0.0, 1.5, float(3), 2.5e-7]
+    for p_idx, e_idx, meter_idx, in_run in picks:
+        tags = {"run": "r 1"} if in_run else {}
+        meter = ("a", "b")[meter_idx]
+        reading = Reading(meter, 7, 7, pool[p_idx], 230.0, 0.1, 23.0, 0.5, pool[e_idx],
+                          tags=tags)
+        assert reading.to_line() == format_line(POWER_MEASUREMENT, {**tags, "meter": meter},
+                                                reading.fields(), 7)

@@ -8,23 +8,29 @@ from wattd.lineprotocol import FieldValue, format_field, format_head
 
 POWER_MEASUREMENT = "wattd_power"
 
-# Escaped ``wattd_power,tag=value,...`` heads by (meter, tags): a meter's tags
-# change only at run boundaries, so a handful of heads serve every reading.
-_HEADS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
-_HEADS_MAX = 4096
+# Per (meter, tags): [escaped ``wattd_power,tag=value,...`` head, last power_w
+# object, its repr, last energy_j object, its repr]. A meter's tags change only
+# at run boundaries, so a handful of entries serve every reading; a decoder
+# hands on the same float object while a value is held (power between Preg
+# refreshes, energy between pulses), so its repr is reused by identity (an
+# identity match is the same value, signed zero included; the entry keeps the
+# object alive, so its id cannot be reused meanwhile).
+_LineCache = list[object]
+_CACHE: dict[tuple[str, tuple[tuple[str, str], ...]], _LineCache] = {}
+_CACHE_MAX = 4096
 
 
-def _head(meter: str, tags: dict[str, str]) -> str:
+def _cache_entry(meter: str, tags: dict[str, str]) -> _LineCache:
     key = (meter, tuple(tags.items()))
-    head = _HEADS.get(key)
-    if head is None:
+    entry = _CACHE.get(key)
+    if entry is None:
         merged = dict(tags)
         merged["meter"] = meter
-        head = format_head(POWER_MEASUREMENT, merged)
-        if len(_HEADS) >= _HEADS_MAX:
-            _HEADS.clear()
-        _HEADS[key] = head
-    return head
+        entry = [format_head(POWER_MEASUREMENT, merged), None, "", None, ""]
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = entry
+    return entry
 
 
 @dataclass(slots=True)
@@ -68,10 +74,21 @@ class Reading:
             # Finite values only (inf - inf and nan are not 0); an overflowing sum
             # of finite values only sends the reading down the general path.
             if total - total == 0.0:
+                entry = _cache_entry(self.meter, self.tags)
+                if p is entry[1]:
+                    p_text = entry[2]
+                else:
+                    entry[1] = p
+                    p_text = entry[2] = repr(p)
+                if e is entry[3]:
+                    e_text = entry[4]
+                else:
+                    entry[3] = e
+                    e_text = entry[4] = repr(e)
                 flag = "true" if synced else "false"
-                return (f"{_head(self.meter, self.tags)} power_w={p!r},voltage_v={v!r},"
+                return (f"{entry[0]} power_w={p_text},voltage_v={v!r},"
                         f"current_a={i!r},apparent_va={s!r},power_factor={pf!r},"
-                        f"energy_j={e!r},clock_synced={flag} {t_ns}")
+                        f"energy_j={e_text},clock_synced={flag} {t_ns}")
         # Field names need no escaping.
         body = ",".join([f"{name}={format_field(value)}" for name, value in self.fields().items()])
-        return f"{_head(self.meter, self.tags)} {body} {int(t_ns)}"
+        return f"{_cache_entry(self.meter, self.tags)[0]} {body} {int(t_ns)}"
