@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable
@@ -171,3 +172,41 @@ def test_make_serial_source_from_a_meter_config() -> None:
     assert source.latency_ns == 1_000_000
     assert source.static_tags == {"host": "pi4"}
     assert source.decoder.driver == "gb202"
+
+
+@pytest.mark.parametrize(("first", "second", "sleeps"), [
+    (2, 21, [True, False]),  # byte by byte: sleep through the frame once, read the last byte
+    (4, 16, [True, False]),  # 4-byte chunks: after the bulk read, one chunk to go: stay
+    (12, 8, [False, False]),  # half the frame already in: two chunks to go, no sleep
+])
+async def test_sleep_through_frame_only_when_it_saves_reads(first: int, second: int,
+                                                            sleeps: list[bool]) -> None:
+    """Sleeping through a frame (remove the reader, a timer, re-add it) is done only
+    while more than two reads of the size just seen are still to come; whatever
+    happens, the reader is back for the frame's last byte."""
+    readings: list[Reading] = []
+    source = make_source("/nonexistent", readings, latency_ms=0.0)
+    frame = make_chip("cse7766", power_w=80.0, seed=3).frame_at(1.0)  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    source._fd = read_fd
+    loop.add_reader(read_fd, source._on_readable, read_fd)
+    try:
+        got: list[bool] = []
+        at = 0
+        for size in (first, second):
+            source.feed(frame[at:at + size], 1_000_000_000, 2_000_000_000)
+            at += size
+            source._sleep_through_frame(read_fd, size)
+            got.append(source._resume is not None)
+            if source._resume is not None:
+                source._resume.cancel()
+                source._resume_reading(read_fd)
+        assert got == sleeps
+        assert read_fd in loop._selector.get_map()  # type: ignore[attr-defined]
+        source.feed(frame[at:], 1_000_000_000, 2_000_000_000)
+        assert len(readings) == 1
+    finally:
+        loop.remove_reader(read_fd)
+        os.close(read_fd)
+        os.close(write_fd)

@@ -157,7 +157,7 @@ class SerialSource:
             self._port_gone("end of file")
             return
         self.feed(data, real_ns, boot_ns)
-        self._sleep_through_frame(fd)
+        self._sleep_through_frame(fd, len(data))
 
     def feed(self, data: bytes, real_ns: int, boot_ns: int) -> None:
         """Bytes read from the meter at ``real_ns`` / ``boot_ns`` (the one clock
@@ -170,16 +170,20 @@ class SerialSource:
             self.answers += len(events)
             self._dispatch(events, real_ns, boot_ns)
 
-    def _sleep_through_frame(self, fd: int) -> None:
+    def _sleep_through_frame(self, fd: int, got: int) -> None:
         """While a frame is under way, stop watching the port until all but its
         last byte are due: a low-latency USB adapter otherwise wakes us for
         every byte. The last byte is still read the moment it arrives, so the
-        stamp (taken at the last byte) keeps its precision."""
+        stamp (taken at the last byte) keeps its precision.
+
+        Sleeping costs a reader removal, a timer and a reader re-add (about two
+        reads' worth of event-loop work), so it is done only when more than two
+        reads of the size just seen (the adapter's chunk) are still to come."""
         pending_fn = getattr(self.decoder, "bytes_pending", None)
         if pending_fn is None:
             return
         pending = pending_fn()
-        if pending < 3:
+        if pending < 3 or pending <= 2 * got:
             return
         loop = asyncio.get_running_loop()
         loop.remove_reader(fd)
