@@ -19,6 +19,7 @@ from typing import Any
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
 from wattd.clock.wiring import install_clock
 from wattd.config import Config
+from wattd.daemon.allocator import fix_mmap_threshold
 from wattd.daemon.meters import MeterSet
 from wattd.daemon.pipeline import Pipeline
 from wattd.daemon.service import ServiceManager
@@ -118,6 +119,8 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> int:
+        # First: glibc arenas keep whatever they held before this (wattd.daemon.allocator).
+        fix_mmap_threshold()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
