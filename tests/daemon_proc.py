@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,9 +23,18 @@ def write_config(tmp_path: Path, meters: list[dict[str, Any]], **sections: Any) 
                            "journal": {"dir": str(tmp_path / "journal"), "fsync_interval_s": 0.2},
                            "log": {"format": "json", "level": "info"}}
     cfg.update(sections)
+    # A free port, never the default 9288: another daemon (a user's, a parallel
+    # test) may hold it.
+    cfg.setdefault("markers", {"listen": [f"127.0.0.1:{free_udp_port()}"]})
     path = tmp_path / "wattd.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def journal_points(journal_dir: Path, measurement: str | None = None) -> list[Point]:

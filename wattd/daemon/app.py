@@ -56,6 +56,8 @@ class Daemon:
         # Services plug in here: started after the journal and pipeline, stopped before them.
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
+        # Run after the pipeline is drained into the journal (database deliveries).
+        self.delivery_shutdown_hooks: list[Hook] = []
         self.add_status("journal", self.journal.stats)
         self.add_status("pipeline", self.pipeline.status)
         self.add_status("meters", self.meters.status)
@@ -147,26 +149,35 @@ class Daemon:
         self.request_stop()
 
     async def _shutdown(self) -> None:
+        """Stop in the order that loses nothing: meters; the services that still
+        write points (markers answer waiting stops); the pipeline, drained into
+        the journal; then the deliveries, which get their bounded chance to send
+        everything, the drained tail included; then the journal closes."""
         log.info("daemon_stopping")
         self.service.stopping()
         await self.meters.stop()
-        for hook in reversed(self.shutdown_hooks):
+        await self._run_hooks(self.shutdown_hooks)
+        pipeline_task = self.tasks.pop("pipeline", None)
+        if pipeline_task is not None:
+            pipeline_task.cancel()
+            await asyncio.gather(pipeline_task, return_exceptions=True)
+        await self.pipeline.drain()
+        await self._run_hooks(self.delivery_shutdown_hooks)
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        await self.journal.close()
+        log.info("daemon_stopped", readings=self.pipeline.readings_written)
+        self.service.close()
+
+    @staticmethod
+    async def _run_hooks(hooks: list[Hook]) -> None:
+        for hook in reversed(hooks):
             try:
                 await hook()
             except Exception:
                 log.exception("shutdown_hook_failed")
-        pipeline_task = self.tasks.pop("pipeline", None)
-        for task in self.tasks.values():
-            task.cancel()
-        if pipeline_task is not None:
-            pipeline_task.cancel()
-        await asyncio.gather(*self.tasks.values(), *(t for t in [pipeline_task] if t),
-                             return_exceptions=True)
-        self.tasks.clear()
-        await self.pipeline.drain()
-        await self.journal.close()
-        log.info("daemon_stopped", readings=self.pipeline.readings_written)
-        self.service.close()
 
     async def _power_log(self) -> None:
         """Live power in the log, one line per meter."""

@@ -16,8 +16,9 @@ STOP_TIMEOUT_S = 5.0
 
 def install_sinks(daemon: Daemon, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> list[Delivery]:
     """Create the deliveries for `daemon.cfg.influxdb`; they start after the journal
-    opened and stop (delivering what they can within `stop_timeout_s`) before it
-    closes. Their status appears under "sinks" in `wattd status`."""
+    opened and stop (delivering what they can within `stop_timeout_s`) after the
+    pipeline was drained into it, before it closes. Their status appears under
+    "sinks" in `wattd status`."""
     deliveries = [make_delivery(cfg, daemon.journal) for cfg in daemon.cfg.influxdb]
     if not deliveries:
         return deliveries
@@ -35,6 +36,6 @@ def install_sinks(daemon: Daemon, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> 
                              return_exceptions=True)
 
     daemon.startup_hooks.append(start)
-    daemon.shutdown_hooks.append(stop)
+    daemon.delivery_shutdown_hooks.append(stop)
     daemon.add_status("sinks", lambda: {d.name: d.status() for d in deliveries})
     return deliveries
