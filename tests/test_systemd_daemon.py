@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_proc import free_udp_port
+
 CONFIG = """\
 meters:
   - name: pi
     driver: gb202
     port: /dev/ttyUSB-wattd-test
     tags: {{host: {host}}}
+markers:
+  listen: ["127.0.0.1:{port}"]
 journal:
   dir: {journal}
 log:
@@ -62,7 +66,8 @@ def manager() -> Iterator[Manager]:
 
 
 def write_config(path: Path, journal: Path, host: str = "pi4", level: str = "info") -> None:
-    path.write_text(CONFIG.format(journal=journal, host=host, level=level))
+    path.write_text(CONFIG.format(journal=journal, host=host, level=level,
+                                  port=free_udp_port()))
 
 
 def test_notify_watchdog_reload_stop(tmp_path: Path, manager: Manager) -> None:
