@@ -88,8 +88,7 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
     for i in range(per_meter + 1):  # frame 0 only primes the decoder's energy counter
         t_ns = t0_ns + i * 1_000_000
         for source in sources:
-            source._dispatch(source.decoder.feed(frames[source.name][i], t_ns),
-                             t_ns, t_ns + offset_ns)
+            source.feed(frames[source.name][i], t_ns, t_ns + offset_ns)
         if i % FRAMES_PER_YIELD == 0:
             await asyncio.sleep(0)
     fed_s = time.perf_counter() - start
