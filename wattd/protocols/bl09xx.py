@@ -183,6 +183,11 @@ class BL09xxDecoder:
             events.append(self._decode(frame, end_t_ns))
         return events
 
+    def bytes_pending(self) -> int:
+        """Bytes still to come for the answer being received (0 when none has
+        begun): the buffer, after ``feed``, is empty or starts at a header."""
+        return self.LAYOUT.frame_len - len(self._buf) if self._buf else 0
+
     def flush(self, t_ns: int) -> list[Event]:
         """The port closed: a partial answer in the buffer will never complete."""
         self._last_feed_ns = None

@@ -71,6 +71,12 @@ class SerialSource:
         self._resume: asyncio.TimerHandle | None = None
         self._byte_s = self.settings.wire_time_ns(1) / 1e9
         self.reads = 0
+        # termios VMIN wake-ups (see _setup_vmin): the frame size while the mode is on
+        # for the open port, else None; the VMIN now programmed; tcsetattr calls made.
+        self._vmin_frame: int | None = None
+        self._vmin = 0
+        self.vmin_sets = 0
+        self._pending_fn: Callable[[], int] | None = getattr(decoder, "bytes_pending", None)
         self._error_log_last: dict[str, float] = {}
         self._error_log_suppressed: dict[str, int] = {}
 
@@ -92,6 +98,7 @@ class SerialSource:
             self._gone = loop.create_future()
             fd = port.fileno()
             self._fd = fd
+            self._setup_vmin(fd)
             loop.add_reader(fd, self._on_readable, fd)
             rc.connected()
             poller = loop.create_task(self._poll(fd)) if self._polled() else None
@@ -157,7 +164,10 @@ class SerialSource:
             self._port_gone("end of file")
             return
         self.feed(data, real_ns, boot_ns)
-        self._sleep_through_frame(fd, len(data))
+        if self._vmin_frame is not None:
+            self._realign_vmin(fd)
+        else:
+            self._sleep_through_frame(fd, len(data))
 
     def feed(self, data: bytes, real_ns: int, boot_ns: int) -> None:
         """Bytes read from the meter at ``real_ns`` / ``boot_ns`` (the one clock
@@ -169,6 +179,56 @@ class SerialSource:
         if events:
             self.answers += len(events)
             self._dispatch(events, real_ns, boot_ns)
+
+    def _setup_vmin(self, fd: int) -> None:
+        """Have the kernel wake us once per frame, when its last byte arrives: the
+        tty's VMIN set to the frame size with VTIME 0 (n_tty's poll then reports the
+        fd readable only once VMIN bytes are buffered; with VTIME > 0 it would on any
+        byte). Needs a decoder that says how much of a frame is missing
+        (``bytes_pending``), so that a stream out of step is realigned (see
+        ``_realign_vmin``). A port that refuses it keeps one wake-up per chunk and
+        the sleep-through-frame timer instead. Hang-up and I/O errors (unplug) wake
+        the reader whatever VMIN is."""
+        self._vmin_frame = None
+        self._vmin = 0
+        frame = self.driver.frame_bytes
+        if frame < 2 or self._pending_fn is None:
+            return
+        if self._set_vmin(fd, frame):
+            self._vmin_frame = frame
+
+    def _set_vmin(self, fd: int, vmin: int, *, log: bool = True) -> bool:
+        try:
+            attrs = termios.tcgetattr(fd)
+            cc = attrs[6]
+            cc[termios.VMIN] = vmin
+            cc[termios.VTIME] = 0
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        except (termios.error, OSError, ValueError) as exc:
+            if log:
+                self._log.debug("tty VMIN not settable: a wake-up per chunk", meter=self.name,
+                                vmin=vmin, reason=str(exc))
+            self._vmin_frame = None
+            return False
+        self._vmin = vmin
+        self.vmin_sets += 1
+        return True
+
+    def _realign_vmin(self, fd: int) -> None:
+        """In step with the stream, VMIN stays the frame size: no tcsetattr per
+        frame. Only when a read leaves a partial frame in the decoder (stream out of
+        step: start-up, garbage, a lost byte) is VMIN set to exactly the bytes that
+        frame still misses, so its last byte is read on arrival (the stamp keeps its
+        precision), and back to the frame size after the next read."""
+        frame, pending_fn = self._vmin_frame, self._pending_fn
+        assert frame is not None
+        assert pending_fn is not None
+        pending = pending_fn()
+        want = pending if 0 < pending < frame else frame
+        if want != self._vmin and not self._set_vmin(fd, want):
+            # best effort: never leave a frame-size VMIN behind (then: as without VMIN)
+            self._set_vmin(fd, 1, log=False)
+            self._vmin_frame = None
 
     def _sleep_through_frame(self, fd: int, got: int) -> None:
         """While a frame is under way, stop watching the port until all but its
