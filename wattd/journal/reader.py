@@ -27,6 +27,11 @@ def _open(info: SegmentInfo) -> BinaryIO:
         return gzip.open(info.path.with_name(info.path.name + ".gz"), "rb")  # type: ignore[return-value]
 
 
+def open_segment(info: SegmentInfo) -> BinaryIO:
+    """A segment's uncompressed content (a closed segment is gunzipped)."""
+    return _open(info)
+
+
 def _start_index(segments: list[SegmentInfo], start: Position | None) -> tuple[int, int]:
     if start is None:
         return 0, 0

@@ -57,7 +57,9 @@ class SinkRejectedError(SinkError):
 
 class Sink(Protocol):
     """Write a batch of line-protocol lines (UTF-8 bytes exactly as journaled, no
-    trailing newlines); close once.
+    trailing newlines); close once. An item may hold several lines joined by
+    newlines (the delivery loop passes journal blocks as they are read): the body
+    is the items joined by newlines, so a sink never splits them.
 
     `write` returns only when the database acknowledged every line, and raises
     one of the SinkError subclasses above otherwise.

@@ -1,0 +1,100 @@
+"""Delivery reads the journal in blocks: the lines, line counts and positions it
+takes must be exactly those of the line reader (`iter_raw_lines`), whatever the
+batch size, across plain and gzip segments, blank lines and a torn last line."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+
+from wattd.journal.reader import iter_raw_lines
+from wattd.journal.segments import Position, segment_name
+from wattd.sinks import delivery as delivery_mod
+from wattd.sinks.delivery import Delivery, iter_blocks, nth_newline, split_lines
+
+
+class NullSink:
+    name = "null"
+    url = "null://"
+
+    async def write(self, lines: object) -> None:
+        raise AssertionError("not used")
+
+    async def reload_credentials(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def make_journal(tmp_path: Path, seed: int) -> Path:
+    rng = random.Random(seed)
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    for number in (1, 2, 3, 5):
+        lines = [f"m,meter=s{number} f={rng.random()},n={i}i {i}".encode()
+                 * rng.randint(1, 4) for i in range(rng.randint(1, 900))]
+        if number == 2:
+            lines[3:3] = [b"", b""]  # blank lines: skipped, their bytes still counted
+            lines.insert(0, b"")
+        body = b"\n".join(lines) + b"\n"
+        if number == 5:
+            body += b"m torn=1"  # the writer is mid-line
+        if number in (1, 3):
+            (directory / segment_name(number, True)).write_bytes(gzip.compress(body))
+        else:
+            (directory / segment_name(number)).write_bytes(body)
+    return directory
+
+
+def test_nth_newline() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        block = b"\n".join(b"x" * rng.randint(1, 50) for _ in range(rng.randint(2, 60)))
+        truth = [i for i, c in enumerate(block) if c == 0x0A]
+        for k in range(1, len(truth) + 1):
+            assert nth_newline(block, k) == truth[k - 1]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_iter_blocks_matches_line_reader(tmp_path: Path, seed: int,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery_mod, "BLOCK_BYTES", 997)  # many blocks, odd cuts
+    directory = make_journal(tmp_path, seed)
+    expected = list(iter_raw_lines(directory))
+    for start in (None, Position(0, 0), expected[10][0], expected[-5][0], Position(4, 0)):
+        want = list(iter_raw_lines(directory, start))
+        got: list[tuple[Position, bytes]] = []
+        for end, block, count in iter_blocks(directory, start):
+            lines = block.split(b"\n")
+            assert len(lines) == count
+            assert all(lines)
+            assert want[len(got) + count - 1][0] == end
+            got.extend((Position(0, 0), line) for line in lines)
+        assert [line for _, line in got] == [line for _, line in want]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 250, 100_000])
+def test_pull_takes_batch_size_lines_and_their_end(tmp_path: Path, batch: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery_mod, "BLOCK_BYTES", 1500)
+    directory = make_journal(tmp_path, 3)
+    expected = list(iter_raw_lines(directory))
+    delivery = Delivery(NullSink(), directory)
+    after = Position(0, 0)
+    taken = 0
+    while True:
+        blocks, count, end, nbytes = delivery._pull(batch, after)
+        if not count:
+            break
+        lines = split_lines(blocks)
+        assert count == len(lines) == min(batch, len(expected) - taken)
+        assert lines == [line for _, line in expected[taken:taken + count]]
+        assert end == expected[taken + count - 1][0]
+        assert nbytes == sum(len(line) + 1 for line in lines)
+        taken += count
+        after = end
+    assert taken == len(expected)
