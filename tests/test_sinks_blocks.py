@@ -98,3 +98,26 @@ def test_pull_takes_batch_size_lines_and_their_end(tmp_path: Path, batch: int,
         taken += count
         after = end
     assert taken == len(expected)
+
+
+def test_reader_follows_a_rotation_without_reopening(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the end of the active segment the reader looks for newer ones: the writer
+    rotated, so it reads its open file to the end and goes on, never reopening the
+    old segment (which is being compressed; here it is gone altogether)."""
+    monkeypatch.setattr(delivery_mod, "BLOCK_BYTES", 64)
+    first = [f"m n={i}i {i}".encode() for i in range(20)]
+    seg1 = tmp_path / segment_name(1)
+    seg1.write_bytes(b"\n".join(first[:10]) + b"\n")
+    blocks = iter_blocks(tmp_path)
+    got = split_lines([next(blocks)[1]])
+    with seg1.open("ab") as fh:  # the writer appends, then rotates
+        fh.write(b"\n".join(first[10:]) + b"\n")
+    (tmp_path / segment_name(2)).write_bytes(b"m n=99i 99\n")
+    seg1.unlink()
+    ends = []
+    for end, block, _count in blocks:
+        got.extend(block.split(b"\n"))
+        ends.append(end)
+    assert got == [*first, b"m n=99i 99"]
+    assert ends[-1] == Position(2, 11)

@@ -74,12 +74,15 @@ def iter_blocks(directory: str | os.PathLike[str], start: Position | None = None
         if info.number == start.segment:
             index, offset = i, start.offset
             break
-    for info in segments[index:]:
+    while index < len(segments):
+        info = segments[index]
+        index += 1
         try:
             fh = open_segment(info)
         except FileNotFoundError:
             offset = 0
             continue
+        last = index == len(segments)
         with fh:
             if offset:
                 fh.seek(offset)
@@ -89,6 +92,17 @@ def iter_blocks(directory: str | os.PathLike[str], start: Position | None = None
                 while True:
                     chunk = fh.read(BLOCK_BYTES)
                     if not chunk:
+                        if last and not info.compressed:
+                            # The end of the active segment: if the writer has rotated
+                            # since, this file is complete; read it to its end and go on
+                            # with the new segments, never reopening this one (it is
+                            # being compressed: reading it again means waiting for and
+                            # decompressing the .gz up to the position).
+                            newer = [s for s in list_segments(directory)
+                                     if s.number > info.number]
+                            if newer:
+                                segments, index, last = newer, 0, False
+                                continue
                         break
                     data = tail + chunk if tail else chunk
                     cut = data.rfind(b"\n")
@@ -303,6 +317,8 @@ class Delivery:
             if due:
                 batch, count, end = self._buf, self._buf_lines, self._buf_end
                 self._buf, self._buf_lines, self._buf_bytes, self._buf_since = [], 0, 0, None
+                if await self._cycle(batch, count, end):
+                    continue
                 # Read the next batch while this one is on the wire (still one in flight).
                 sent, _ = await asyncio.gather(self._deliver(batch, count), self._top_up(),
                                                return_exceptions=True)
@@ -330,11 +346,39 @@ class Delivery:
 
     # -- reading -----------------------------------------------------------------
 
+    async def _cycle(self, batch: list[bytes], count: int, end: Position) -> bool:
+        """The normal path in one worker job (one event-loop hop per batch, however
+        busy the loop is): send, and once acknowledged save the cursor and read the
+        next batch. False if the sink has no blocking write or the send failed:
+        the caller then delivers the batch with retries and bisection."""
+        post: Callable[[list[bytes]], None] | None = getattr(self.sink, "write_blocking", None)
+        if post is None:
+            return False
+        after = self._buf_end
+
+        def job() -> tuple[list[bytes], int, Position, int]:
+            post(batch)
+            self.cursors.save(self.name, end)
+            return self._pull(self.batch_size, after)
+
+        try:
+            pulled = await asyncio.to_thread(job)
+        except (SinkRejectedError, SinkAuthError, SinkConfigError, SinkUnavailableError):
+            return False  # not acknowledged: the cursor did not move
+        self._cursor = end
+        self.delivered_points += count
+        self.delivered_batches += 1
+        self._success()
+        self._add(*pulled)
+        return True
+
     async def _top_up(self) -> None:
         want = self.batch_size - self._buf_lines
         if want <= 0 or self._buf_bytes >= MAX_BATCH_BYTES:
             return
-        blocks, count, end, nbytes = await asyncio.to_thread(self._pull, want, self._buf_end)
+        self._add(*await asyncio.to_thread(self._pull, want, self._buf_end))
+
+    def _add(self, blocks: list[bytes], count: int, end: Position, nbytes: int) -> None:
         if count:
             if not self._buf:
                 self._buf_since = self._clock()

@@ -93,6 +93,12 @@ class InfluxV1Sink:
         if error is not None:
             raise error
 
+    def write_blocking(self, lines: Sequence[bytes]) -> None:
+        """`write` in the calling thread: the delivery loop sends, saves its cursor
+        and reads the next batch in one worker job (one event-loop hop per batch)."""
+        if lines:
+            self._post(lines)
+
     async def write(self, lines: Sequence[bytes]) -> None:
         if not lines:
             return

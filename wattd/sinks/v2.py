@@ -101,6 +101,12 @@ class InfluxV2Sink:
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise SinkUnavailableError(f"{self._cfg.url}: {type(err).__name__}: {err}") from err
 
+    def write_blocking(self, lines: Sequence[bytes]) -> None:
+        """`write` in the calling thread: the delivery loop sends, saves its cursor
+        and reads the next batch in one worker job (one event-loop hop per batch)."""
+        if lines:
+            self._post(lines)
+
     async def write(self, lines: Sequence[bytes]) -> None:
         if not lines:
             return
