@@ -170,15 +170,20 @@ class DaemonRig:
 
 # -- what the journal and the database hold ------------------------------------------
 
-def journal_readings(journal_dir: Path) -> dict[str, array[int]]:
-    """Timestamps (ns) of every wattd_power point in the journal, per meter, in journal
-    order. String slicing, not a full parse: fast enough for millions of lines."""
+def journal_readings(journal_dir: Path, field: str = "power_w") -> dict[str, array[int]]:
+    """Timestamps (ns) of the wattd_power points that carry ``field``, per meter, in
+    journal order: the points `victoria_readings` finds in that field's series (a
+    reading taken before the chip's first power refresh has no power_w). String
+    slicing, not a full parse: fast enough for millions of lines."""
     out: dict[str, array[int]] = {}
+    probe = f"{field}="
     for _, line in iter_lines(journal_dir):
         if not line.startswith("wattd_power,"):
             continue
         head, _, t_text = line.rpartition(" ")
-        tags = head.split(" ", 1)[0]
+        tags, _, fields = head.partition(" ")
+        if not (fields.startswith(probe) or f",{probe}" in fields):
+            continue
         at = tags.index(",meter=") + 7
         end = tags.find(",", at)
         meter = tags[at:] if end < 0 else tags[at:end]
