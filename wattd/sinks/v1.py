@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
 
 from wattd.config import InfluxConfig
 from wattd.logsetup import get_logger
 from wattd.sinks.base import SinkUnavailableError, classify_http, encode_body
+from wattd.sinks.threaded import ThreadedSink
 
 DEFAULT_DATABASE = "wattd"
 
@@ -43,29 +43,19 @@ def tls_pool(cfg: InfluxConfig, *, maxsize: int = 2) -> urllib3.PoolManager:
     return urllib3.PoolManager(**kwargs)  # type: ignore[arg-type]
 
 
-class InfluxV1Sink:
+class InfluxV1Sink(ThreadedSink):
     """Writes batches to ``{url}/write?db=..&rp=..&precision=ns``."""
 
     def __init__(self, cfg: InfluxConfig) -> None:
-        self._cfg = cfg
-        self._name = cfg.sink_name
+        super().__init__(cfg)
         base = cfg.url.rstrip("/")
         params = {"db": cfg.database or DEFAULT_DATABASE, "precision": "ns"}
         if cfg.retention_policy:
             params["rp"] = cfg.retention_policy
         self._write_url = f"{base}/write?{urllib.parse.urlencode(params)}"
         self._pool = tls_pool(cfg)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self._name}")
         self._auth_header: dict[str, str] = {}
         self._load_credentials()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def url(self) -> str:
-        return self._cfg.url
 
     def _load_credentials(self) -> None:
         # Read at start and again after a 401, so fixing password_file needs no restart.
@@ -92,17 +82,6 @@ class InfluxV1Sink:
         error = classify_http(resp.status, resp.data, dict(resp.headers), what=self._cfg.url)
         if error is not None:
             raise error
-
-    def write_blocking(self, lines: Sequence[bytes]) -> None:
-        """`write` in the calling thread: the delivery loop sends, saves its cursor
-        and reads the next batch in one worker job (one event-loop hop per batch)."""
-        if lines:
-            self._post(lines)
-
-    async def write(self, lines: Sequence[bytes]) -> None:
-        if not lines:
-            return
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._post, lines)
 
     async def close(self) -> None:
         # A request still running in the thread finishes (bounded by timeout_s); its

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
@@ -22,6 +21,7 @@ from influxdb_client.rest import ApiException
 
 from wattd.config import InfluxConfig
 from wattd.sinks.base import SinkUnavailableError, classify_http
+from wattd.sinks.threaded import ThreadedSink
 
 DEFAULT_BUCKET = "wattd"
 DEFAULT_ORG = "wattd"
@@ -44,24 +44,14 @@ def _gzip_fast(conf: Any) -> None:
     conf.update_request_body = update_request_body
 
 
-class InfluxV2Sink:
+class InfluxV2Sink(ThreadedSink):
     """Writes batches with ``WriteApi.write(bucket, org, record=lines, precision=ns)``."""
 
     def __init__(self, cfg: InfluxConfig) -> None:
-        self._cfg = cfg
-        self._name = cfg.sink_name
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{self._name}")
+        super().__init__(cfg)
         self._client: Any = None
         self._write_api: Any = None
         self._open_client()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def url(self) -> str:
-        return self._cfg.url
 
     def _open_client(self) -> None:
         # The token is read here, at start and again after a 401: fixing token_file
@@ -100,17 +90,6 @@ class InfluxV2Sink:
             raise error from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise SinkUnavailableError(f"{self._cfg.url}: {type(err).__name__}: {err}") from err
-
-    def write_blocking(self, lines: Sequence[bytes]) -> None:
-        """`write` in the calling thread: the delivery loop sends, saves its cursor
-        and reads the next batch in one worker job (one event-loop hop per batch)."""
-        if lines:
-            self._post(lines)
-
-    async def write(self, lines: Sequence[bytes]) -> None:
-        if not lines:
-            return
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._post, lines)
 
     async def close(self) -> None:
         client = self._client
