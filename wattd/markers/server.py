@@ -36,6 +36,8 @@ DEDUP_MAX = 65_536
 RATE_SOURCES_MAX = 4_096
 ALLOW_CACHE_MAX = 4_096
 RECV_BUFFER_BYTES = 1 << 20
+RECV_BYTES = wire.MAX_DATAGRAM_BYTES + 1  # a longer datagram arrives cut, and is refused
+DRAIN_MAX = 512
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -197,32 +199,67 @@ class _LogLimiter:
 # ---------------------------------------------------------------------- the service
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, service: MarkerService) -> None:
+class ReplyPort(Protocol):
+    """Where a reply goes: the port the message came in on."""
+
+    def sendto(self, data: bytes, addr: Any) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+
+class _Port:
+    """One bound UDP socket read straight from the event loop.
+
+    asyncio's datagram transport reads one datagram per loop iteration; under a
+    flood the receive buffer then fills and the kernel drops legitimate markers
+    with the junk. Here each readiness callback drains up to ``DRAIN_MAX``
+    datagrams (bounded, so readings keep flowing), which empties the buffer
+    several times faster than one sender can fill it.
+    """
+
+    def __init__(self, sock: socket.socket, service: MarkerService) -> None:
+        self.sock = sock
         self.service = service
-        self.transport: asyncio.DatagramTransport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        sock.setblocking(False)
+        self._loop.add_reader(sock.fileno(), self._drain)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
+    def _drain(self) -> None:
+        recvfrom = self.sock.recvfrom
+        on_datagram = self.service.on_datagram
+        for _ in range(DRAIN_MAX):
+            try:
+                data, addr = recvfrom(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP errors for replies to vanished senders
+                self.service.counters["send_errors"] += 1
+                continue
+            try:
+                on_datagram(data, addr, self)
+            except Exception:  # the port must never die on input
+                self.service.counters["internal_errors"] += 1
+                log.exception("marker_handler_failed")
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        try:
-            assert self.transport is not None
-            self.service.on_datagram(data, addr, self.transport)
-        except Exception:  # the endpoint must never die on input
-            self.service.counters["internal_errors"] += 1
-            log.exception("marker_handler_failed")
+    def sendto(self, data: bytes, addr: Any) -> None:
+        self.sock.sendto(data, addr)  # non-blocking: a full send buffer raises, counted
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors for replies to vanished senders: count, never close.
-        self.service.counters["send_errors"] += 1
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 @dataclass(slots=True)
 class _Job:
     lines: list[str]
     reply: bytes | None
-    transport: asyncio.DatagramTransport | None
+    transport: ReplyPort | None
     addr: Any
     key: tuple[str, str] | None
 
@@ -259,7 +296,7 @@ class MarkerService:
             0)
         self._allowed_cache: OrderedDict[str, bool] = OrderedDict()
         self._log_limited = _LogLimiter()
-        self._transports: list[asyncio.DatagramTransport] = []
+        self._ports: list[_Port] = []
         self._jobs: asyncio.Queue[_Job] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.addresses: list[tuple[str, int]] = []
@@ -276,7 +313,6 @@ class MarkerService:
                                         self.clock.boottime_ns())
             for item in self.reopened:
                 log.info("run_reopened", run=item.run, meter=item.meter, start_ns=item.start_ns)
-        loop = asyncio.get_running_loop()
         self._jobs = asyncio.Queue()
         try:
             for host, port in self.listen:
@@ -294,9 +330,7 @@ class MarkerService:
                     sock.close()
                     raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}",
                                       key="markers.listen") from None
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Endpoint(self), sock=sock)
-                self._transports.append(transport)
+                self._ports.append(_Port(sock, self))
                 bound = sock.getsockname()
                 self.addresses.append((bound[0], bound[1]))
         except BaseException:
@@ -308,9 +342,9 @@ class MarkerService:
                  auth=self.secret is not None, allow=[str(n) for n in self.allow])
 
     async def stop(self) -> None:
-        for transport in self._transports:
-            transport.close()
-        self._transports.clear()
+        for port in self._ports:
+            port.close()
+        self._ports.clear()
         # Answer stops still waiting for their reading (power held from the last one).
         self.engine.answer_pending()
         self._take_completions()
@@ -338,8 +372,10 @@ class MarkerService:
     # -- datagrams -------------------------------------------------------------
 
     def on_datagram(self, data: bytes, addr: Any,
-                    transport: asyncio.DatagramTransport | None) -> None:
-        recv_rt, now_boot = clock_pair(self.clock)
+                    transport: ReplyPort | None) -> None:
+        # One clock read decides the cheap refusals; the bracketed pair that
+        # stamps a message is read only for a message that gets that far.
+        now_boot = self.clock.boottime_ns()
         self.counters["datagrams"] += 1
         source = str(addr[0])
         if source.startswith("::ffff:"):
@@ -355,6 +391,7 @@ class MarkerService:
                 self._send(transport, wire.format_error("rate", "rate limit exceeded"), addr)
                 self._log_limited(now_boot, "marker_rate_limited", source=source)
             return
+        recv_rt, now_boot = clock_pair(self.clock)
         try:
             msg = parse_message(data)
             self._authenticate(msg, recv_rt)
@@ -406,7 +443,7 @@ class MarkerService:
             raise MarkerInputError("stale", "ts outside the authentication window")
 
     def _refuse(self, exc: MarkerInputError, source: str, addr: Any,
-                transport: asyncio.DatagramTransport | None, now_boot: int,
+                transport: ReplyPort | None, now_boot: int,
                 msg_id: str | None) -> None:
         self.counters[exc.reason] = self.counters.get(exc.reason, 0) + 1
         self._log_limited(now_boot, "marker_refused", source=source, code=exc.reason,
@@ -436,7 +473,7 @@ class MarkerService:
         self._allowed_cache[source] = result
         return result
 
-    def _send(self, transport: asyncio.DatagramTransport | None, reply: bytes,
+    def _send(self, transport: ReplyPort | None, reply: bytes,
               addr: Any) -> None:
         if transport is None or transport.is_closing():
             return
