@@ -53,6 +53,9 @@ class Journal:
         self.dir = Path(cfg.dir)
         self.cursors = CursorStore(self.dir)
         self.data_event = asyncio.Event()
+        # Called after every append (cheap and non-blocking: delivery processes
+        # are woken through a pipe this way).
+        self.append_listeners: list[Callable[[], None]] = []
         self._fsync = fsync
         self._clock = clock
         self._file: Any = None
@@ -162,6 +165,8 @@ class Journal:
                     await self._rotate()
             self.lines_written += len(lines)
         self.data_event.set()
+        for listener in self.append_listeners:
+            listener()
 
     async def _write(self, data: bytes, lines: int) -> None:
         assert self._file is not None
