@@ -5,9 +5,10 @@ Each meter's GB202 (HLW8032) frames are made beforehand by the chip simulator;
 then they are fed, one frame per decoder call, as fast as the event loop takes
 them, through the serial source's dispatch (decode -> Reading, SPEC 7 stamp),
 the daemon's Pipeline with the marker RunEngine as its stage (a run is open, so
-every reading is tagged), the Journal, and a v2 Delivery into a VictoriaMetrics
-started here. The clock of the readings is in the past (by the span of
-their stamps and a minute), so the engine's hold-back releases them at
+every reading is tagged), the Journal, and the daemon's v2 delivery process
+(wattd.sinks.process, as `wattd run` starts it) into a VictoriaMetrics started
+here. The clock of the readings is in the past (by the span of their stamps and
+a minute), so the engine's hold-back releases them at
 once (what is measured is throughput).
 
 Prints one JSON object: readings/s fed, journaled and delivered (target >= 50 000
@@ -34,13 +35,15 @@ from tests.servers import VictoriaMetrics
 from wattd.clock.timesource import SYSTEM_CLOCK
 from wattd.config import InfluxConfig, JournalConfig
 from wattd.daemon.pipeline import Pipeline
+from wattd.journal.cursor import CursorStore
 from wattd.journal.writer import Journal
 from wattd.markers.engine import RunEngine
 from wattd.markers.protocol import MarkerMessage
 from wattd.protocols.registry import get_driver
 from wattd.simulator.chip_hlw8032 import ChipModel
 from wattd.simulator.power_profile import ConstantPower
-from wattd.sinks import make_delivery
+from wattd.sinks.delivery import uncompressed_backlog_bytes
+from wattd.sinks.process import DeliveryProcess
 from wattd.sources.serial_source import SerialSource
 
 FRAMES_PER_YIELD = 500
@@ -51,12 +54,13 @@ def make_frames(n: int, power_w: float, seed: int) -> list[bytes]:
     return [chip.frame_at(i * 0.05) for i in range(n)]
 
 
-async def wait_until(predicate: object, timeout_s: float = 600.0) -> None:
+async def wait_until(predicate: object, timeout_s: float = 600.0,
+                     poll_s: float = 0.01) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise RuntimeError("timed out")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(poll_s)
 
 
 async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> dict[str, object]:
@@ -78,12 +82,23 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
     sources = [SerialSource(name, "/dev/null", spec, spec.make_decoder(),
                             on_reading=pipeline.on_reading, clock=SYSTEM_CLOCK)
                for name in names]
-    delivery = make_delivery(InfluxConfig(url=vm.url, api="v2", org="wattd", bucket="wattd",
-                                          batch_size=5000, flush_interval_s=0.2), journal)
+    delivery = DeliveryProcess(InfluxConfig(url=vm.url, api="v2", org="wattd", bucket="wattd",
+                                            batch_size=5000, flush_interval_s=0.2),
+                               journal.dir)
+    journal.append_listeners.append(delivery.wake)
     writer = asyncio.create_task(pipeline.run())
-    delivery.start()
+    delivering = asyncio.create_task(delivery.run())
+    cursors = CursorStore(journal.dir)
 
-    cpu0 = _cpu(), time.thread_time(), _cpu(vm.pid)
+    def acknowledged() -> bool:  # the cursor file is the database's acknowledgement
+        pos = cursors.load(delivery.name)
+        return pos is not None and uncompressed_backlog_bytes(journal.dir, pos) == 0
+
+    await wait_until(lambda: delivery.pid is not None and delivery.state == "running")
+    await asyncio.sleep(1.0)  # the delivery process imports influxdb-client
+    child_pid = delivery.pid
+
+    cpu0 = _cpu(), time.thread_time(), _cpu(vm.pid), _cpu(child_pid)
     start = time.perf_counter()
     for i in range(per_meter + 1):  # frame 0 only primes the decoder's energy counter
         t_ns = t0_ns + i * 1_000_000
@@ -96,12 +111,14 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
     await wait_until(lambda: pipeline.readings_written >= readings)
     journaled_s = time.perf_counter() - start
     await journal.flush()
-    await wait_until(lambda: delivery.backlog_bytes() == 0)
+    await wait_until(acknowledged, poll_s=0.002)
     delivered_s = time.perf_counter() - start
     cpu_s, main_s, vm_s = _cpu() - cpu0[0], time.thread_time() - cpu0[1], _cpu(vm.pid) - cpu0[2]
+    child_s = _cpu(child_pid) - cpu0[3]
 
     writer.cancel()
     await delivery.stop()
+    await delivering
     await pipeline.drain()
     await journal.close()
     stored = sum(len(s["timestamps"]) for s in vm.export('wattd_power_power_w{run="ingest-bench"}'))
@@ -117,6 +134,7 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
         # event-loop thread's time per reading bounds the rate with a free core.
         "cpu_us_per_reading": {"process": round(cpu_s / readings * 1e6, 2),
                                "event_loop_thread": round(main_s / readings * 1e6, 2),
+                               "delivery_process": round(child_s / readings * 1e6, 2),
                                "victoria_metrics": round(vm_s / readings * 1e6, 2)},
         "event_loop_ceiling_per_s": round(readings / main_s),
         "load_average_1m": round(os.getloadavg()[0], 2),

@@ -227,6 +227,15 @@ class Delivery:
         self.retry_in_s: float | None = None  # the last delay chosen (Retry-After honoured)
         self._avg_line_bytes = 150.0
 
+    @property
+    def cursor(self) -> Position:
+        """The journal position up to which the database acknowledged."""
+        return self._cursor
+
+    @property
+    def avg_line_bytes(self) -> float:
+        return self._avg_line_bytes
+
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:

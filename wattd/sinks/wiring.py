@@ -1,39 +1,42 @@
-"""Plugs one delivery loop per configured `influxdb` entry into the daemon."""
+"""Plugs one delivery process per configured `influxdb` entry into the daemon."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from wattd.sinks import make_delivery
-
 if TYPE_CHECKING:
     from wattd.daemon.app import Daemon
-    from wattd.sinks.delivery import Delivery
+    from wattd.sinks.process import DeliveryProcess
 
 STOP_TIMEOUT_S = 5.0
 
 
-def install_sinks(daemon: Daemon, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> list[Delivery]:
-    """Create the deliveries for `daemon.cfg.influxdb`; they start after the journal
-    opened and stop (delivering what they can within `stop_timeout_s`) after the
-    pipeline was drained into it, before it closes. Their status appears under
-    "sinks" in `wattd status`."""
-    deliveries = [make_delivery(cfg, daemon.journal) for cfg in daemon.cfg.influxdb]
-    if not deliveries:
-        return deliveries
+def install_sinks(daemon: Daemon, *,
+                  stop_timeout_s: float = STOP_TIMEOUT_S) -> list[DeliveryProcess]:
+    """Create the deliveries for `daemon.cfg.influxdb`, each in its own process
+    (`wattd.sinks.process`). They start after the journal opened, are woken by
+    every journal append, and stop (delivering what they can within
+    `stop_timeout_s`) after the pipeline was drained into the journal, before it
+    closes. Their status appears under "sinks" in `wattd status`."""
+    if not daemon.cfg.influxdb:
+        return []
+    from wattd.sinks.process import DeliveryProcess  # only when a sink is configured
+
+    deliveries = [DeliveryProcess(cfg, daemon.journal.dir, daemon.cfg.log)
+                  for cfg in daemon.cfg.influxdb]
 
     async def start() -> None:
         for delivery in deliveries:
+            daemon.journal.append_listeners.append(delivery.wake)
             daemon.start_task(f"sink-{delivery.name}", delivery.run())
 
     async def stop() -> None:
-        for delivery in deliveries:
-            task = daemon.tasks.pop(f"sink-{delivery.name}", None)
-            delivery.attach(task)
         # The bound is for all sinks together: they stop in parallel.
         await asyncio.gather(*(d.stop(stop_timeout_s) for d in deliveries),
                              return_exceptions=True)
+        tasks = [t for d in deliveries if (t := daemon.tasks.pop(f"sink-{d.name}", None))]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     daemon.startup_hooks.append(start)
     daemon.delivery_shutdown_hooks.append(stop)
