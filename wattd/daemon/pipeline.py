@@ -19,13 +19,21 @@ from wattd.readings import Reading
 
 log = get_logger("wattd.pipeline")
 
-# Readings wake the writer; the timer only releases held-back readings when a
-# meter goes quiet, so it can be slow.
-PUMP_INTERVAL_S = 0.25
-# Readings are written in batches at most this old: a journal write costs a
-# worker-thread hop, and batching keeps the daemon's CPU share small at the
-# chip's real rate while staying well inside the fsync interval.
+# Readings are written in batches: a journal write costs a worker-thread hop (and
+# two or three event-loop wake-ups), so at the chip's real rate the batch length
+# sets most of the daemon's CPU share. The batch adapts each cycle so that the
+# newest journalled reading of every meter stays younger than this share of
+# journal.fsync_interval_s (SPEC 4: a crash loses at most that interval; the rest
+# is margin for the reading that triggers a cycle and for scheduling) ...
+FRESHNESS_SHARE = 0.75
+# ... within these bounds: never shorter than WRITE_BATCH_S (or a quarter of a
+# short fsync interval), never longer than half the fsync interval.
 WRITE_BATCH_S = 0.2
+MAX_BATCH_SHARE = 0.5
+# A cycle is started by the first reading after it is due (the loop is awake
+# then anyway: no timer wake-up); this timer, the batch plus this slack, starts it
+# when no reading comes (a quiet meter's held-back readings are still released).
+QUIET_SLACK_S = 0.15
 
 
 class ReadingStage(Protocol):
@@ -68,12 +76,18 @@ class Pipeline:
         # clock.require_sync: holds released readings (bounded) until the clock is synced.
         self.sync_gate: SyncGate | None = None
         self._ready: list[Reading] = []
-        self._wake = asyncio.Event()
         self.readings_in = 0
         self.readings_written = 0
         self.last_reading: dict[str, Reading] = {}
         self.progress = 0  # bumped by the writer task each cycle (watchdog liveness)
-        self.batch_s = min(WRITE_BATCH_S, journal.cfg.fsync_interval_s / 4)
+        interval = journal.cfg.fsync_interval_s
+        self.min_batch_s = min(WRITE_BATCH_S, interval / 4)
+        self.max_batch_s = max(self.min_batch_s, interval * MAX_BATCH_SHARE)
+        self.freshness_s = interval * FRESHNESS_SHARE
+        self.batch_s = self.min_batch_s  # the current cycle's length (adapted each cycle)
+        self._due_ns = 0  # CLOCK_BOOTTIME at which a reading starts the next cycle
+        self._wake = asyncio.Event()
+        self._readings_at_cycle = 0
 
     def on_reading(self, reading: Reading) -> None:
         self.readings_in += 1
@@ -84,26 +98,51 @@ class Pipeline:
                 log.exception("reading_hook_failed")
         self.last_reading[reading.meter] = reading
         self.stage.push(reading)
-        self._wake.set()
+        if self.clock.boottime_ns() >= self._due_ns:
+            self._wake.set()
 
     async def run(self) -> None:
-        """Writer task: moves released readings into the journal."""
+        """Writer task: moves released readings into the journal, one batch per cycle.
+
+        A reading enters the stage at once (the marker engine sees it in
+        ``on_reading``); this task releases and writes what is ready once per
+        cycle of ``batch_s``, started by the first reading after the cycle is due,
+        or by a timer when no reading comes."""
         loop = asyncio.get_running_loop()
         while True:
-            # A timer handle, not wait_for(): no task per cycle on this hot path.
-            timer = loop.call_later(PUMP_INTERVAL_S, self._wake.set)
-            await self._wake.wait()
-            timer.cancel()
+            if not self._wake.is_set():
+                # A timer handle, not wait_for(): no task per cycle on this hot path;
+                # cancelled before it fires while readings keep coming.
+                timer = loop.call_later(self.batch_s + QUIET_SLACK_S, self._wake.set)
+                await self._wake.wait()
+                timer.cancel()
             self._wake.clear()
             self.progress += 1
             now_boot_ns = self.clock.boottime_ns()
             ready = self.stage.pop_ready(now_boot_ns)
             if self.sync_gate is not None:
                 ready = self.sync_gate.release(ready, now_boot_ns)
-            self._ready.extend(ready)
+            if ready:
+                self._ready.extend(ready)
             await self._write()
-            if self.batch_s > 0:
-                await asyncio.sleep(self.batch_s)
+            self._plan_cycle(now_boot_ns, ready)
+
+    def _plan_cycle(self, now_boot_ns: int, released: list[Reading]) -> None:
+        """The next cycle's length: as long as the freshness bound allows, from the
+        age of the stalest meter's newest reading released this cycle."""
+        if released:
+            newest: dict[str, int] = {}
+            for reading in released:
+                newest[reading.meter] = reading.t_boot_ns
+            lag_s = (now_boot_ns - min(newest.values())) / 1e9
+            batch_s = min(self.max_batch_s, max(self.min_batch_s, self.freshness_s - lag_s))
+        elif self.readings_in != self._readings_at_cycle:
+            batch_s = self.min_batch_s  # readings held back (hold-back, clock sync gate)
+        else:
+            batch_s = self.max_batch_s  # no readings at all: nothing to be fresh about
+        self._readings_at_cycle = self.readings_in
+        self.batch_s = batch_s
+        self._due_ns = now_boot_ns + int(batch_s * 1e9)
 
     async def _write(self) -> None:
         if not self._ready or not self.write_gate():

@@ -62,10 +62,17 @@ class Journal:
         self._segment = 0
         self._offset = 0
         self._dirty = False
-        self._dirty_event = asyncio.Event()  # set while written data awaits its fsync
         self._last_fsync = clock()
+        self._last_append: float | None = None  # clock() at the previous append
         self._lock = asyncio.Lock()
+        # Fsync cadence: an append whose successor is expected after the deadline
+        # fsyncs in its own worker-thread hop (write + fsync, see append); this
+        # timer is the fallback when appends stop. Cancelled by every fsync, so it
+        # never wakes the loop while appends keep coming.
+        self._sync_timer: asyncio.TimerHandle | None = None
+        self._sync_wanted = asyncio.Event()
         self._fsync_task: asyncio.Task[None] | None = None
+        self._write_synced = aiofiles.os.wrap(self._write_synced_blocking)
         self._bg: set[asyncio.Task[None]] = set()
         # Never let one segment take more than a quarter of the bound.
         self._segment_bytes = max(4096, min(cfg.segment_bytes, cfg.max_bytes // 4))
@@ -125,6 +132,7 @@ class Journal:
         log.warning("journal_torn_line_skipped", segment=path.name, bytes=size - new_size)
 
     async def close(self) -> None:
+        self._cancel_sync_timer()
         if self._fsync_task is not None:
             self._fsync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -157,10 +165,19 @@ class Journal:
             # bound budgets whole segments (one oversized segment was dropped whole).
             pieces = split_at_lines(data, self._segment_bytes - self._offset,
                                     self._segment_bytes)
+            # Fsync with this write (one worker-thread hop for both) when the points
+            # are durable, or when the next append, expected as far ahead as the last
+            # one was behind, would come after the fsync deadline.
+            now = self._clock()
+            gap = 0.0 if self._last_append is None else now - self._last_append
+            self._last_append = now
+            sync = durable or now + gap >= self._last_fsync + self.cfg.fsync_interval_s
+            last = len(pieces) - 1
             for i, piece in enumerate(pieces):
-                await self._write(piece, len(lines))
-                if durable and i == len(pieces) - 1:
-                    await self._sync_now()
+                if sync and i == last:
+                    await self._write_and_sync(piece, len(lines), durable)
+                else:
+                    await self._write(piece, len(lines))
                 if self._offset >= self._segment_bytes:
                     await self._rotate()
             self.lines_written += len(lines)
@@ -181,7 +198,38 @@ class Journal:
             raise
         self._offset += len(data)
         self._dirty = True
-        self._dirty_event.set()
+        self._arm_sync_timer()
+
+    def _write_synced_blocking(self, fd: int, data: bytes) -> OSError | None:
+        """In the worker thread: write all of ``data``, then fsync. A write error
+        raises; an fsync error is returned (the data is written, not yet durable)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        try:
+            self._fsync(fd)
+        except OSError as exc:
+            return exc
+        return None
+
+    async def _write_and_sync(self, data: bytes, lines: int, durable: bool) -> None:
+        """``_write`` and ``_sync_now`` in one worker-thread hop (aiofiles runs it)."""
+        assert self._file is not None
+        try:
+            fsync_error = await self._write_synced(self._file.fileno(), data)
+        except OSError as exc:
+            self.write_errors += 1
+            log.error("journal_write_failed", error=str(exc), lines=lines)
+            raise
+        self._offset += len(data)
+        if fsync_error is None:
+            self._synced()
+            return
+        self._dirty = True
+        self._arm_sync_timer(self.cfg.fsync_interval_s)
+        if durable:
+            raise fsync_error
+        log.error("journal_fsync_failed", error=str(fsync_error))
 
     async def flush(self) -> None:
         async with self._lock:
@@ -192,26 +240,47 @@ class Journal:
             return
         fd = self._file.fileno()
         await asyncio.get_running_loop().run_in_executor(None, self._fsync, fd)
+        self._synced()
+
+    def _synced(self) -> None:
         self._dirty = False
-        self._dirty_event.clear()
         self.fsyncs += 1
         self._last_fsync = self._clock()
+        self._cancel_sync_timer()
+
+    def _arm_sync_timer(self, min_delay: float = 0.0) -> None:
+        """Fallback fsync at the deadline (after a failed fsync: an interval later)."""
+        if self._sync_timer is None and self._fsync_task is not None:
+            delay = self._last_fsync + self.cfg.fsync_interval_s - self._clock()
+            self._sync_timer = asyncio.get_running_loop().call_later(
+                max(min_delay, delay), self._sync_timer_fired)
+
+    def _cancel_sync_timer(self) -> None:
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+
+    def _sync_timer_fired(self) -> None:
+        self._sync_timer = None
+        if not self._dirty:
+            return
+        if self._clock() < self._last_fsync + self.cfg.fsync_interval_s:
+            self._arm_sync_timer()  # an injected clock running behind the loop's
+            return
+        self._sync_wanted.set()
 
     async def _fsync_loop(self) -> None:
-        """Fsync dirty data within ``fsync_interval_s`` of its write; sleeps while clean."""
-        interval = self.cfg.fsync_interval_s
+        """Fsync dirty data within ``fsync_interval_s`` of the last fsync when no
+        append did it (appends stopped); woken by the fallback timer only."""
         while True:
-            await self._dirty_event.wait()
-            due = self._last_fsync + interval - self._clock()
-            if due > 0:
-                await asyncio.sleep(min(due, interval))
-                continue
-            self._dirty_event.clear()
+            await self._sync_wanted.wait()
+            self._sync_wanted.clear()
             async with self._lock:
                 try:
                     await self._sync_now()
                 except OSError as exc:
                     log.error("journal_fsync_failed", error=str(exc))
+                    self._arm_sync_timer(self.cfg.fsync_interval_s)
 
     async def _rotate(self) -> None:
         await self._sync_now()
