@@ -180,6 +180,32 @@ def test_whole_byte_by_byte_and_wrapped_in_garbage_agree() -> None:
     assert wrapped_decoder.counters.skipped_bytes == len(garbage) + len(tail)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 65535), st.integers(1, 0xFFFF),
+                          st.sampled_from([0x55, 0xF2, 0xF8, 0xAA]), st.integers(0, 255),
+                          st.booleans()), min_size=1, max_size=20))
+def test_one_frame_per_read_agrees_with_the_general_path(
+        specs: list[tuple[int, int, int, int, bool]]) -> None:
+    """The port's usual read is one whole frame (VMIN): that shortcut must decode
+    exactly as the byte-scanning path does, bad checksums included."""
+    frames = []
+    for pf, preg, state, update, corrupt in specs:
+        raw = bytearray(frame(pf=pf, preg=53_000 + preg % 1000, state=state, update=update))
+        if corrupt:
+            raw[10] ^= 0x40  # checksum no longer matches
+        frames.append(bytes(raw))
+    per_frame, scanned = HLW8032Decoder(), HLW8032Decoder()
+    fast = [e for i, f in enumerate(frames) for e in per_frame.feed(f, i * 50_000_000)]
+    slow: list[Event] = []
+    for i, f in enumerate(frames):  # the same reads, each split in two: no shortcut
+        slow += scanned.feed(f[:5], i * 50_000_000 - 1)
+        slow += scanned.feed(f[5:], i * 50_000_000)
+    assert measurements(fast) == measurements(slow)
+    assert errors(fast) == errors(slow)
+    assert per_frame.counters.frames_ok == scanned.counters.frames_ok
+    assert per_frame.counters.dropped == scanned.counters.dropped
+
+
 def test_garbage_between_frames_in_sync_counts_check_byte_once() -> None:
     decoder = HLW8032Decoder()
     events = decoder.feed(frame(pf=1) + b"\x01\x02\x03" + frame(pf=2), 0)

@@ -33,6 +33,24 @@ def _cache_entry(meter: str, tags: dict[str, str]) -> _LineCache:
     return entry
 
 
+# Voltage, current, apparent power and power factor are quotients of chip
+# registers: their 17-digit reprs are false precision (the chips resolve about
+# four digits) and cost a third of the event loop's time per reading. They are
+# written with DERIVED_DIGITS significant digits. power_w and energy_j are
+# written exactly (shortest round-trip repr): energies are integrated from
+# them, and the report must reproduce the daemon's joules bit for bit.
+DERIVED_DIGITS = 7
+DERIVED_FIELDS = ("voltage_v", "current_a", "apparent_va", "power_factor")
+_DERIVED_FORMAT = f"%.{DERIVED_DIGITS}g"
+
+
+def format_derived(value: float) -> str:
+    """A derived field's value as written (ValueError if not finite)."""
+    if value - value != 0.0:
+        raise ValueError(f"line protocol cannot carry {value!r}")
+    return _DERIVED_FORMAT % value
+
+
 @dataclass(slots=True)
 class Reading:
     meter: str
@@ -59,10 +77,10 @@ class Reading:
         return out
 
     def to_line(self) -> str:
-        """The ``wattd_power`` point: exactly ``format_line(POWER_MEASUREMENT,
-        {**tags, "meter": meter}, fields(), t_ns)`` (ValueError on a non-finite
-        value), with the head cached and a fast path for the usual reading
-        (every value a float)."""
+        """The ``wattd_power`` point: ``format_line(POWER_MEASUREMENT, {**tags,
+        "meter": meter}, fields(), t_ns)`` with the derived fields in
+        ``DERIVED_DIGITS`` digits (ValueError on a non-finite value), with the
+        head cached and a fast path for the usual reading (every value a float)."""
         p, v, i, s, pf, e = (self.power_w, self.voltage_v, self.current_a, self.apparent_va,
                              self.power_factor, self.energy_j)
         synced = self.clock_synced
@@ -86,9 +104,17 @@ class Reading:
                     entry[3] = e
                     e_text = entry[4] = repr(e)
                 flag = "true" if synced else "false"
-                return (f"{entry[0]} power_w={p_text},voltage_v={v!r},"
-                        f"current_a={i!r},apparent_va={s!r},power_factor={pf!r},"
+                return (f"{entry[0]} power_w={p_text},voltage_v={_DERIVED_FORMAT % v},"
+                        f"current_a={_DERIVED_FORMAT % i},apparent_va={_DERIVED_FORMAT % s},"
+                        f"power_factor={_DERIVED_FORMAT % pf},"
                         f"energy_j={e_text},clock_synced={flag} {t_ns}")
+        return self._general_line()
+
+    def _general_line(self) -> str:
         # Field names need no escaping.
-        body = ",".join([f"{name}={format_field(value)}" for name, value in self.fields().items()])
-        return f"{_cache_entry(self.meter, self.tags)[0]} {body} {int(t_ns)}"
+        body = ",".join([
+            f"{name}={format_derived(value)}"
+            if name in DERIVED_FIELDS and isinstance(value, float) else
+            f"{name}={format_field(value)}"
+            for name, value in self.fields().items()])
+        return f"{_cache_entry(self.meter, self.tags)[0]} {body} {int(self.t_ns)}"

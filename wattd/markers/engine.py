@@ -151,12 +151,21 @@ class RunEngine:
         keep_from = t - self.settings.skew_limit_ns - self.settings.history_ns
         while len(hist) > 2 and hist[1].t_boot_ns < keep_from:
             hist.popleft()
+        run, phase, closing = meter.run, meter.phase, meter.closing
+        if run is None and phase is None and not closing:
+            return  # no run open on this meter: nothing to integrate
         gap_threshold = gap_threshold_ns(meter.period_ns)
-        for interval in (meter.run, meter.phase, *meter.closing):
-            if interval is not None:
+        power, energy = reading.power_w, reading.energy_j
+        if run is not None:
+            run.gap_threshold_ns = gap_threshold
+            run.add(t, power, energy)
+        if phase is not None:
+            phase.gap_threshold_ns = gap_threshold
+            phase.add(t, power, energy)
+        if closing:
+            for interval in closing:
                 interval.gap_threshold_ns = gap_threshold
-                interval.add(t, reading.power_w, reading.energy_j)
-        if meter.closing:
+                interval.add(t, power, energy)
             self._resolve(meter, None)
 
     def pop_ready(self, now_boot_ns: int) -> list[Reading]:

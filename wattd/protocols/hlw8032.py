@@ -117,8 +117,15 @@ class HLW8032Decoder:
 
     # ------------------------------------------------------------------ framing
     def feed(self, data: bytes, t_ns: int) -> list[Event]:
-        events: list[Event] = []
         buf = self._buf
+        if (not buf and len(data) == FRAME_BYTES and data[1] == CHECK_BYTE
+                and _IS_STATE[data[0]] and sum(data[2:23]) & 0xFF == data[23]):
+            # The usual read (the port wakes once per frame): one whole, aligned,
+            # valid frame. Exactly what the general path below makes of it.
+            self._last_feed_ns = t_ns
+            self._in_sync = True
+            return [self._decode(_FRAME.unpack(data), t_ns, data, 0)]
+        events: list[Event] = []
         if buf and self._last_feed_ns is not None and t_ns - self._last_feed_ns > STALE_PARTIAL_NS:
             self._drop_pending(events, t_ns)
         self._last_feed_ns = t_ns
@@ -194,11 +201,12 @@ class HLW8032Decoder:
         buf.clear()
 
     # ------------------------------------------------------------------ content
-    def _drop(self, reason: str, buf: bytearray, pos: int, t_ns: int, why: str) -> DecodeError:
+    def _drop(self, reason: str, buf: bytes | bytearray, pos: int, t_ns: int, why: str) -> DecodeError:
         self.counters.dropped[reason] += 1
         return DecodeError(reason, f"{why}: {buf[pos:pos + FRAME_BYTES].hex()}", t_ns)
 
-    def _decode(self, f: tuple[int, ...], t_ns: int, buf: bytearray, pos: int) -> Event:
+    def _decode(self, f: tuple[int, ...], t_ns: int, buf: bytes | bytearray,
+                pos: int) -> Event:
         (state, _check, vpar_hi, vpar_lo, vreg_hi, vreg_lo, ipar_hi, ipar_lo, ireg_hi, ireg_lo,
          ppar_hi, ppar_lo, preg_hi, preg_lo, update, pf_count, _sum) = f
         no_load = False
