@@ -201,7 +201,8 @@ class HLW8032Decoder:
         buf.clear()
 
     # ------------------------------------------------------------------ content
-    def _drop(self, reason: str, buf: bytes | bytearray, pos: int, t_ns: int, why: str) -> DecodeError:
+    def _drop(self, reason: str, buf: bytes | bytearray, pos: int, t_ns: int,
+              why: str) -> DecodeError:
         self.counters.dropped[reason] += 1
         return DecodeError(reason, f"{why}: {buf[pos:pos + FRAME_BYTES].hex()}", t_ns)
 
