@@ -51,6 +51,8 @@ class SerialSource:
         self.decoder = decoder
         self.settings = settings or driver.serial
         self.latency_ns = round(latency_ms * 1e6)
+        # Frame size -> wire time + adapter latency: what a stamp is moved back by.
+        self._lead_ns: dict[int, int] = {}
         self.clock = clock
         self.static_tags = dict(static_tags or {})
         self.poll_interval_s = poll_interval_s
@@ -272,7 +274,11 @@ class SerialSource:
                 self._log.error("reading handler failed", meter=self.name, error=repr(exc))
 
     def _emit(self, m: Measurement, offset_ns: int) -> None:
-        t_ns = m.t_ns - self.settings.wire_time_ns(m.frame_bytes) - self.latency_ns
+        lead_ns = self._lead_ns.get(m.frame_bytes)
+        if lead_ns is None:
+            lead_ns = self._lead_ns[m.frame_bytes] = (
+                self.settings.wire_time_ns(m.frame_bytes) + self.latency_ns)
+        t_ns = m.t_ns - lead_ns
         # Positional, in Reading's field order (meter, t_ns, t_boot_ns, power_w,
         # voltage_v, current_a, apparent_va, power_factor, energy_j, status,
         # clock_synced, tags): keywords cost more than the rest of this method.
