@@ -298,6 +298,9 @@ class MarkerService:
         self._log_limited = _LogLimiter()
         self._ports: list[_Port] = []
         self._jobs: asyncio.Queue[_Job] | None = None
+        # Set by every datagram (the only way a run opens or a stop starts waiting):
+        # wakes the ticker, which sleeps while it has nothing to watch.
+        self._tick_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.addresses: list[tuple[str, int]] = []
         self.reopened: list[Any] = []
@@ -377,6 +380,7 @@ class MarkerService:
         # stamps a message is read only for a message that gets that far.
         now_boot = self.clock.boottime_ns()
         self.counters["datagrams"] += 1
+        self._tick_wake.set()
         source = str(addr[0])
         if source.startswith("::ffff:"):
             source = source[7:]
@@ -530,7 +534,12 @@ class MarkerService:
 
     async def _ticker(self) -> None:
         while True:
-            # Fast only while stops wait for a reading: idle, the tick only serves
+            if self._nothing_to_watch():
+                # No open run (max_run_s), no waiting stop, no dedup entry to expire:
+                # no wake-up until a datagram comes (the daemon's usual state).
+                self._tick_wake.clear()
+                await self._tick_wake.wait()
+            # Fast only while stops wait for a reading: otherwise the tick only serves
             # max_run_s and dedup expiry, which need no better than a second.
             await asyncio.sleep(TICK_S if self.engine.waiting else IDLE_TICK_S)
             try:
@@ -541,6 +550,9 @@ class MarkerService:
             except Exception:  # the ticker survives a bug in one tick
                 self.counters["internal_errors"] += 1
                 log.exception("marker_tick_failed")
+
+    def _nothing_to_watch(self) -> bool:
+        return not (self.engine.waiting or len(self.dedup) or self.engine.open_runs())
 
     def _engine_warn(self, event: str, **kw: Any) -> None:
         self._log_limited(self.clock.boottime_ns(), event, **kw)
