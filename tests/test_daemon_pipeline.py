@@ -1,0 +1,115 @@
+"""Pipeline writer: cycles started by readings once due; batch length from journal freshness."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+import wattd.daemon.pipeline as pipeline_mod
+from tests.clock_helpers import FakeClock, S
+from wattd.config import JournalConfig
+from wattd.daemon.pipeline import Pipeline
+from wattd.journal.reader import iter_lines
+from wattd.journal.writer import Journal
+from wattd.readings import Reading
+
+
+def _reading(clock: FakeClock, meter: str = "m1", age_ns: int = 0) -> Reading:
+    boot = clock.boot - age_ns
+    return Reading(meter, boot + clock.offset, boot, 3.5)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def _yield(times: int = 20) -> None:
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    j = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0))
+    await j.open()
+    yield j
+    await j.close()
+
+
+def test_batch_length_follows_the_freshness_of_the_stalest_meter(tmp_path: Path) -> None:
+    clock = FakeClock()
+    p = Pipeline(Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0)), clock)
+    assert (p.min_batch_s, p.max_batch_s, p.freshness_s) == (0.2, 0.5, 0.75)
+    now = clock.boot
+    # Newest reading released 0.4 s old (the marker hold-back): 0.75 - 0.4 s to go.
+    p._plan_cycle(now, [_reading(clock, age_ns=6 * S // 10), _reading(clock, age_ns=4 * S // 10)])
+    assert p.batch_s == pytest.approx(0.35)
+    assert p._due_ns == now + int(0.35 * S)
+    # Two meters: the one whose newest reading is oldest decides.
+    p._plan_cycle(now, [_reading(clock, "a", age_ns=S // 10), _reading(clock, "b", age_ns=S // 2)])
+    assert p.batch_s == pytest.approx(0.25)
+    # Fresh readings (no hold-back): at most half the fsync interval.
+    p._plan_cycle(now, [_reading(clock)])
+    assert p.batch_s == 0.5
+    # Stale readings (released after a wait): never shorter than the floor.
+    p._plan_cycle(now, [_reading(clock, age_ns=5 * S)])
+    assert p.batch_s == 0.2
+    # Readings came in but are all held back: short; nothing came in: long.
+    p.readings_in += 1
+    p._plan_cycle(now, [])
+    assert p.batch_s == 0.2
+    p._plan_cycle(now, [])
+    assert p.batch_s == 0.5
+
+
+def test_a_short_fsync_interval_keeps_short_batches(tmp_path: Path) -> None:
+    p = Pipeline(Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=0.2)), FakeClock())
+    assert (p.min_batch_s, p.max_batch_s) == (0.05, 0.1)
+
+
+async def test_a_reading_starts_the_cycle_once_it_is_due(journal: Journal,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The quiet-meter timer far away: only readings start cycles here.
+    monkeypatch.setattr(pipeline_mod, "QUIET_SLACK_S", 3600.0)
+    clock = FakeClock()
+    p = Pipeline(journal, clock)
+    writer = asyncio.create_task(p.run())
+    try:
+        await _yield()
+        assert p.progress == 0, "no reading, no cycle"
+        p.on_reading(_reading(clock))  # nothing written yet: due at once
+        await _until(lambda: p.readings_written == 1)
+        assert p.progress == 1
+        p.on_reading(_reading(clock))
+        await _yield()
+        assert (p.progress, p.readings_written) == (1, 1), "not due yet: the reading waits"
+        assert p.status()["pending"] == 0  # still in the stage, not lost
+        clock.advance(int(p.batch_s * S))
+        p.on_reading(_reading(clock))
+        await _until(lambda: p.readings_written == 3)
+        assert p.progress == 2
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    assert len(list(iter_lines(journal.dir))) == 3
+
+
+async def test_held_readings_are_released_when_no_reading_comes(journal: Journal) -> None:
+    """A meter that goes quiet: the timer (batch + slack) still runs the cycle."""
+    clock = FakeClock()
+    p = Pipeline(journal, clock)
+    p._due_ns = clock.boot + 3600 * S  # no reading will start a cycle
+    p.on_reading(_reading(clock))
+    writer = asyncio.create_task(p.run())
+    try:
+        await _until(lambda: p.readings_written == 1)
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)

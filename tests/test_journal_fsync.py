@@ -1,0 +1,92 @@
+"""Journal fsync cadence: the fsync rides on the write's worker hop when due (injectable fsync)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wattd.config import JournalConfig
+from wattd.journal.reader import iter_lines
+from wattd.journal.writer import Journal
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _line(i: int) -> str:
+    return f"wattd_power,meter=a power_w={i}.5 {1_700_000_000_000_000_000 + i}"
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_fsync_rides_on_the_append_whose_successor_would_be_late(tmp_path: Path) -> None:
+    synced: list[int] = []
+    fake = FakeTime()
+    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0),
+                      fsync=synced.append, clock=fake)
+    await journal.open()
+    counts = []
+    for i in range(6):  # an append every 0.4 s, the pipeline's usual cadence
+        await journal.append([_line(i)])
+        counts.append(len(synced))  # an fsync in the append's own hop is done by now
+        fake.now += 0.4
+    # t=0.8: the next append (1.2) would miss the deadline (1.0) -> fsync now; t=1.6 likewise.
+    assert counts == [0, 0, 1, 1, 2, 2]
+    assert journal.fsyncs == 2
+    assert set(synced) == {journal._file.fileno()}
+    await journal.close()
+    assert [line for _, line in iter_lines(tmp_path)] == [_line(i) for i in range(6)]
+
+
+async def test_durable_append_writes_and_fsyncs_in_one_go(tmp_path: Path) -> None:
+    synced: list[int] = []
+    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=3600.0),
+                      fsync=synced.append, clock=FakeTime())
+    await journal.open()
+    await journal.append([_line(1)])
+    assert synced == []
+    await journal.append([_line(2), _line(3)], durable=True)
+    assert len(synced) == 1
+    await journal.close()
+    assert len(synced) == 1, "nothing dirty at close"
+    assert [line for _, line in iter_lines(tmp_path)] == [_line(1), _line(2), _line(3)]
+
+
+async def test_a_failed_fsync_in_the_write_hop_is_retried_later(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def flaky_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        os.fsync(fd)
+
+    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=0.05), fsync=flaky_fsync)
+    await journal.open()
+    journal._last_fsync -= 1.0  # due now: this append fsyncs in its own hop
+    await journal.append([_line(1)])  # readings: the error is logged, not raised
+    assert len(calls) == 1
+    assert journal.fsyncs == 0
+    assert [line for _, line in iter_lines(tmp_path)] == [_line(1)], "the data is written"
+    await _until(lambda: journal.fsyncs == 1)  # the fallback timer tries again
+    calls.clear()
+    journal._fsync = flaky_fsync
+    with pytest.raises(OSError):  # durable points: the caller is told
+        await journal.append([_line(2)], durable=True)
+    await journal.close()
+    assert [line for _, line in iter_lines(tmp_path)] == [_line(1), _line(2)]
