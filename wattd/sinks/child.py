@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from wattd.config import InfluxConfig
+from wattd.daemon.allocator import fix_mmap_threshold
 from wattd.journal.cursor import CursorStore
 from wattd.logsetup import get_logger, setup_logging
 from wattd.sinks import make_sink
@@ -158,6 +159,9 @@ def main() -> int:
         signal.signal(sig, signal.SIG_IGN)
     init: dict[str, Any] = json.loads(os.environ.pop(INIT_ENV))
     die_with_parent(int(init["parent_pid"]))
+    # Like the daemon: 1 MiB journal-read buffers freed in worker threads must go
+    # back to the system, not stay in per-thread malloc arenas for months.
+    fix_mmap_threshold()
     setup_logging(init["log"]["format"], init["log"]["level"])
     cfg = InfluxConfig(**init["influx"])
     return asyncio.run(serve(cfg, str(init["journal_dir"]), int(init["status_fd"])))
