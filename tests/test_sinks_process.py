@@ -7,9 +7,12 @@ import asyncio
 import fcntl
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.fault_scenarios import _stored_when_settled, _v2
 from tests.load_rig import DaemonRig, delivery_check, journal_readings, wait_for
@@ -128,3 +131,22 @@ async def test_a_second_delivery_on_one_cursor_waits_for_the_lock(
     assert _gone(pid)
     stored = _stored_when_settled(victoria_server_fn, 50)
     assert sum(len(v) for k, v in stored.items() if k == "lk") == 50
+
+
+async def test_a_delivery_process_that_cannot_start_is_retried_not_fatal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    delivery = DeliveryProcess(InfluxConfig(url="http://127.0.0.1:9", api="v1", database="x"),
+                               tmp_path / "journal")
+    task = asyncio.ensure_future(delivery.run())
+    deadline = time.monotonic() + 10
+    while delivery.restarts < 1:
+        assert time.monotonic() < deadline, delivery.status()
+        assert not task.done()
+        await asyncio.sleep(0.05)
+    status = delivery.status()
+    assert status["state"] == "restarting"
+    assert "not started" in str(status["last_error"])
+    await delivery.stop(0.5)
+    await asyncio.wait_for(task, 5)
+    assert delivery.state == "stopped"

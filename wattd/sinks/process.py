@@ -80,7 +80,12 @@ class DeliveryProcess:
         pause = RESTART_FIRST_S
         while not self._stopping:
             started = time.monotonic()
-            code = await self._run_child()
+            code: int | str
+            try:
+                code = await self._run_child()
+            except Exception as exc:  # cannot start it (fork/exec failed): retry, never crash
+                log.exception("delivery_process_start_failed", sink=self.name)
+                code = f"not started ({exc})"
             if self._stopping:
                 break
             self.state = "restarting"
