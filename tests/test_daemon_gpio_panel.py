@@ -13,6 +13,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from tests.journal_helpers import until
 from wattd.config import load_config_text
 from wattd.daemon.app import Daemon
 
@@ -35,14 +36,6 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _until(predicate: object, timeout_s: float = 15.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 async def test_button_starts_and_stops_a_run_and_led_follows(tmp_path: Path,
                                                              mock_pins: MockFactory) -> None:
     port = _free_udp_port()
@@ -57,21 +50,21 @@ async def test_button_starts_and_stops_a_run_and_led_follows(tmp_path: Path,
     try:
         led = mock_pins.pin(18)
         button = mock_pins.pin(23)
-        await _until(lambda: daemon.pipeline.readings_in >= 5)
+        await until(lambda: daemon.pipeline.readings_in >= 5, 15.0, 0.05)
         assert led.state in (0, False)
         button.drive_low()  # pressed (pull-up)
         await asyncio.sleep(0.1)
         button.drive_high()
-        await _until(lambda: daemon.markers.engine.open_runs() != [])
+        await until(lambda: daemon.markers.engine.open_runs() != [], 15.0, 0.05)
         run = daemon.markers.engine.open_runs()[0]["run"]
         assert run.startswith("manual-")
-        await _until(lambda: led.state in (1, True))
+        await until(lambda: led.state in (1, True), 15.0, 0.05)
         await asyncio.sleep(0.6)
         button.drive_low()
         await asyncio.sleep(0.1)
         button.drive_high()
-        await _until(lambda: daemon.markers.engine.open_runs() == [])
-        await _until(lambda: led.state in (0, False))
+        await until(lambda: daemon.markers.engine.open_runs() == [], 15.0, 0.05)
+        await until(lambda: led.state in (0, False), 15.0, 0.05)
         assert daemon.status()["gpio"]["presses"] == 2
     finally:
         daemon.request_stop()

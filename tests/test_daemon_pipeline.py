@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 import wattd.daemon.pipeline as pipeline_mod
 from tests.clock_helpers import FakeClock, S
+from tests.journal_helpers import until
 from wattd.config import JournalConfig
 from wattd.daemon.pipeline import Pipeline
 from wattd.journal.reader import iter_lines
@@ -20,14 +21,6 @@ from wattd.readings import Reading
 def _reading(clock: FakeClock, meter: str = "m1", age_ns: int = 0) -> Reading:
     boot = clock.boot - age_ns
     return Reading(meter, boot + clock.offset, boot, 3.5)
-
-
-async def _until(predicate: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def _yield(times: int = 20) -> None:
@@ -85,7 +78,7 @@ async def test_a_reading_starts_the_cycle_once_it_is_due(journal: Journal,
         await _yield()
         assert p.progress == 0, "no reading, no cycle"
         p.on_reading(_reading(clock))  # nothing written yet: due at once
-        await _until(lambda: p.readings_written == 1)
+        await until(lambda: p.readings_written == 1)
         assert p.progress == 1
         p.on_reading(_reading(clock))
         await _yield()
@@ -93,7 +86,7 @@ async def test_a_reading_starts_the_cycle_once_it_is_due(journal: Journal,
         assert p.status()["pending"] == 0  # still in the stage, not lost
         clock.advance(int(p.batch_s * S))
         p.on_reading(_reading(clock))
-        await _until(lambda: p.readings_written == 3)
+        await until(lambda: p.readings_written == 3)
         assert p.progress == 2
     finally:
         writer.cancel()
@@ -109,7 +102,7 @@ async def test_held_readings_are_released_when_no_reading_comes(journal: Journal
     p.on_reading(_reading(clock))
     writer = asyncio.create_task(p.run())
     try:
-        await _until(lambda: p.readings_written == 1)
+        await until(lambda: p.readings_written == 1)
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)

@@ -8,30 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.journal_helpers import FakeTime, until
+from tests.journal_helpers import power_line as _line
 from wattd.config import JournalConfig
 from wattd.journal.reader import backlog_bytes, iter_lines, read_batch
 from wattd.journal.segments import Position, list_segments
 from wattd.journal.writer import Journal
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _line(i: int) -> str:
-    return f"wattd_power,meter=a power_w={i}.5 {1_700_000_000_000_000_000 + i}"
-
-
-async def _wait_for(predicate: object, timeout_s: float = 5.0) -> None:
-    for _ in range(int(timeout_s / 0.01)):
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def test_append_rotate_compress_and_read_back(tmp_path: Path) -> None:
@@ -61,7 +43,7 @@ async def test_fsync_cadence_readings_vs_durable(tmp_path: Path) -> None:
     await asyncio.sleep(0.15)
     assert synced == [], "readings are not fsynced before the interval has passed"
     fake.now += 0.25
-    await _wait_for(lambda: len(synced) == 1)
+    await until(lambda: len(synced) == 1)
     await journal.append([_line(2)], durable=True)
     assert len(synced) == 2, "durable points (markers, runs) are fsynced at once"
     await asyncio.sleep(0.15)

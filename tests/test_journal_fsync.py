@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.journal_helpers import FakeTime, until
+from tests.journal_helpers import power_line as _line
 from wattd.config import JournalConfig
 from wattd.journal.reader import iter_lines
 from wattd.journal.writer import Journal
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _line(i: int) -> str:
-    return f"wattd_power,meter=a power_w={i}.5 {1_700_000_000_000_000_000 + i}"
-
-
-async def _until(predicate: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def test_fsync_rides_on_the_append_whose_successor_would_be_late(tmp_path: Path) -> None:
@@ -83,7 +63,7 @@ async def test_a_failed_fsync_in_the_write_hop_is_retried_later(tmp_path: Path) 
     assert len(calls) == 1
     assert journal.fsyncs == 0
     assert [line for _, line in iter_lines(tmp_path)] == [_line(1)], "the data is written"
-    await _until(lambda: journal.fsyncs == 1)  # the fallback timer tries again
+    await until(lambda: journal.fsyncs == 1)  # the fallback timer tries again
     calls.clear()
     journal._fsync = flaky_fsync
     with pytest.raises(OSError):  # durable points: the caller is told
