@@ -91,22 +91,8 @@ class StatusPipe:
         os.set_blocking(fd, False)
         self._last: str | None = None
 
-    def send(self, delivery: Delivery, *, final: bool = False) -> None:
-        cursor = delivery.cursor
-        status = {
-            "state": delivery.state, "cursor": [cursor.segment, cursor.offset],
-            "delivered_points": delivery.delivered_points,
-            "delivered_batches": delivery.delivered_batches,
-            "dropped_points": delivery.dropped_points,
-            "dropped_by_reason": dict(delivery.dropped_by_reason),
-            "last_dropped_line": delivery.last_dropped_line, "retries": delivery.retries,
-            "retry_in_s": delivery.retry_in_s, "last_error": delivery.last_error,
-            "last_error_at": delivery.last_error_at,
-            "last_success_at": delivery.last_success_at,
-            "avg_line_bytes": delivery.avg_line_bytes}
-        if final:
-            status["final"] = True
-        line = json.dumps(status, separators=(",", ":"))
+    def send(self, delivery: Delivery) -> None:
+        line = json.dumps(delivery.report(), separators=(",", ":"))
         if line == self._last:
             return
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
@@ -149,7 +135,7 @@ async def serve(cfg: InfluxConfig, journal_dir: str, status_fd: int) -> int:
     finally:
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
-        status.send(delivery, final=True)
+        status.send(delivery)
         os.close(lock_fd)
     return 0
 

@@ -29,7 +29,7 @@ import os
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -566,21 +566,42 @@ class Delivery:
         except OSError:
             return -1
 
-    def status(self) -> dict[str, Any]:
-        backlog = self.backlog_bytes()
+    def report(self) -> dict[str, Any]:
+        """State and counters as plain JSON values: what a delivery process
+        sends to the daemon, and what `status()` is made of."""
         return {
-            "url": self.sink.url,
-            "state": self.state,
+            "url": self.sink.url, "state": self.state,
             "cursor": {"segment": self._cursor.segment, "offset": self._cursor.offset},
-            "backlog_bytes": backlog,
-            "backlog_points_estimate": int(backlog / self._avg_line_bytes) if backlog > 0 else 0,
             "delivered_points": self.delivered_points,
+            "delivered_batches": self.delivered_batches,
             "dropped_points": self.dropped_points,
             "dropped_by_reason": dict(self.dropped_by_reason),
-            "last_dropped_line": self.last_dropped_line,
-            "retries": self.retries,
-            "retry_in_s": self.retry_in_s if self.state != "running" else None,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-            "last_success_at": self.last_success_at,
+            "last_dropped_line": self.last_dropped_line, "retries": self.retries,
+            "retry_in_s": self.retry_in_s, "last_error": self.last_error,
+            "last_error_at": self.last_error_at, "last_success_at": self.last_success_at,
+            "avg_line_bytes": self._avg_line_bytes,
         }
+
+    def status(self) -> dict[str, Any]:
+        return sink_status(self.report(), self.backlog_bytes())
+
+
+def sink_status(report: Mapping[str, Any], backlog: int) -> dict[str, Any]:
+    """A sink's entry in `wattd status`, from `Delivery.report()` and its backlog."""
+    avg = float(report.get("avg_line_bytes") or 150.0)
+    running = report.get("state") == "running"
+    return {
+        "url": report.get("url"), "state": report.get("state"),
+        "cursor": report.get("cursor"),
+        "backlog_bytes": backlog,
+        "backlog_points_estimate": int(backlog / avg) if backlog > 0 else 0,
+        "delivered_points": report.get("delivered_points", 0),
+        "dropped_points": report.get("dropped_points", 0),
+        "dropped_by_reason": report.get("dropped_by_reason", {}),
+        "last_dropped_line": report.get("last_dropped_line"),
+        "retries": report.get("retries", 0),
+        "retry_in_s": None if running else report.get("retry_in_s"),
+        "last_error": report.get("last_error"),
+        "last_error_at": report.get("last_error_at"),
+        "last_success_at": report.get("last_success_at"),
+    }

@@ -22,10 +22,11 @@ from typing import Any
 
 import wattd
 from wattd.config import InfluxConfig, LogConfig
+from wattd.journal.cursor import CursorStore
 from wattd.journal.segments import Position
 from wattd.logsetup import get_logger
 from wattd.sinks.child import INIT_ENV
-from wattd.sinks.delivery import uncompressed_backlog_bytes
+from wattd.sinks.delivery import sink_status, uncompressed_backlog_bytes
 
 log = get_logger("wattd.sinks")
 
@@ -202,10 +203,8 @@ class DeliveryProcess:
     def cursor(self) -> Position:
         cursor = self._child.get("cursor")
         if cursor is None:
-            from wattd.journal.cursor import CursorStore
-
             return CursorStore(self.dir).load(self.name) or Position(0, 0)
-        return Position(int(cursor[0]), int(cursor[1]))
+        return Position(int(cursor["segment"]), int(cursor["offset"]))
 
     def backlog_bytes(self) -> int:
         try:
@@ -214,22 +213,9 @@ class DeliveryProcess:
             return -1
 
     def status(self) -> dict[str, Any]:
-        child = self._child
-        backlog = self.backlog_bytes()
         cursor = self.cursor
-        avg = float(child.get("avg_line_bytes") or 150.0)
-        return {
-            "url": self.url, "state": self.state, "pid": self.pid, "restarts": self.restarts,
-            "cursor": {"segment": cursor.segment, "offset": cursor.offset},
-            "backlog_bytes": backlog,
-            "backlog_points_estimate": int(backlog / avg) if backlog > 0 else 0,
-            "delivered_points": self.delivered_points,
-            "dropped_points": self.dropped_points,
-            "dropped_by_reason": child.get("dropped_by_reason", {}),
-            "last_dropped_line": child.get("last_dropped_line"),
-            "retries": self._count("retries"),
-            "retry_in_s": child.get("retry_in_s") if self.state != "running" else None,
-            "last_error": child.get("last_error"),
-            "last_error_at": child.get("last_error_at"),
-            "last_success_at": child.get("last_success_at"),
-        }
+        report = {**self._child, "url": self.url, "state": self.state,
+                  "cursor": {"segment": cursor.segment, "offset": cursor.offset},
+                  **{key: self._count(key) for key in _COUNTERS}}
+        return {**sink_status(report, self.backlog_bytes()), "pid": self.pid,
+                "restarts": self.restarts}
