@@ -72,7 +72,7 @@ class Journal:
         self._sync_timer: asyncio.TimerHandle | None = None
         self._sync_wanted = asyncio.Event()
         self._fsync_task: asyncio.Task[None] | None = None
-        self._write_synced = aiofiles.os.wrap(self._write_synced_blocking)
+        self._write_in_worker = aiofiles.os.wrap(self._write_blocking)
         self._bg: set[asyncio.Task[None]] = set()
         # Never let one segment take more than a quarter of the bound.
         self._segment_bytes = max(4096, min(cfg.segment_bytes, cfg.max_bytes // 4))
@@ -174,10 +174,8 @@ class Journal:
             sync = durable or now + gap >= self._last_fsync + self.cfg.fsync_interval_s
             last = len(pieces) - 1
             for i, piece in enumerate(pieces):
-                if sync and i == last:
-                    await self._write_and_sync(piece, len(lines), durable)
-                else:
-                    await self._write(piece, len(lines))
+                await self._write(piece, len(lines), sync=sync and i == last,
+                                  durable=durable)
                 if self._offset >= self._segment_bytes:
                     await self._rotate()
             self.lines_written += len(lines)
@@ -185,47 +183,40 @@ class Journal:
         for listener in self.append_listeners:
             listener()
 
-    async def _write(self, data: bytes, lines: int) -> None:
-        assert self._file is not None
-        try:
-            # Unbuffered: one write() system call in the worker thread, no flush hop.
-            written = await self._file.write(data)
-            while written is not None and written < len(data):
-                written += await self._file.write(data[written:])
-        except OSError as exc:
-            self.write_errors += 1
-            log.error("journal_write_failed", error=str(exc), lines=lines)
-            raise
-        self._offset += len(data)
-        self._dirty = True
-        self._arm_sync_timer()
-
-    def _write_synced_blocking(self, fd: int, data: bytes) -> OSError | None:
-        """In the worker thread: write all of ``data``, then fsync. A write error
-        raises; an fsync error is returned (the data is written, not yet durable)."""
+    def _write_blocking(self, fd: int, data: bytes, sync: bool) -> OSError | None:
+        """In the worker thread: write all of ``data`` (unbuffered), then fsync if
+        ``sync``. A write error raises; an fsync error is returned (the data is
+        written, not yet durable)."""
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        try:
-            self._fsync(fd)
-        except OSError as exc:
-            return exc
+        if sync:
+            try:
+                self._fsync(fd)
+            except OSError as exc:
+                return exc
         return None
 
-    async def _write_and_sync(self, data: bytes, lines: int, durable: bool) -> None:
-        """``_write`` and ``_sync_now`` in one worker-thread hop (aiofiles runs it)."""
+    async def _write(self, data: bytes, lines: int, *, sync: bool = False,
+                     durable: bool = False) -> None:
+        """Write ``data`` in one worker-thread hop (aiofiles runs it), with the fsync
+        in the same hop when ``sync``. A failed fsync leaves the data dirty for the
+        fallback timer; for ``durable`` points it raises."""
         assert self._file is not None
         try:
-            fsync_error = await self._write_synced(self._file.fileno(), data)
+            fsync_error = await self._write_in_worker(self._file.fileno(), data, sync)
         except OSError as exc:
             self.write_errors += 1
             log.error("journal_write_failed", error=str(exc), lines=lines)
             raise
         self._offset += len(data)
-        if fsync_error is None:
+        if sync and fsync_error is None:
             self._synced()
             return
         self._dirty = True
+        if fsync_error is None:
+            self._arm_sync_timer()
+            return
         self._arm_sync_timer(self.cfg.fsync_interval_s)
         if durable:
             raise fsync_error
