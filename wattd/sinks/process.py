@@ -59,7 +59,7 @@ class DeliveryProcess:
         self._buf = b""
         self._stopping = False
         self._stop_timeout_s = 0.0
-        self._exited = asyncio.Event()
+        self._stop_requested = asyncio.Event()  # cuts a restart pause short
 
     # -- counters the daemon reads (pacing of unpaced simulated meters) ----------
 
@@ -98,7 +98,7 @@ class DeliveryProcess:
             log.error("delivery_process_exited", sink=self.name, code=code,
                       restart_in_s=pause)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exited.wait(), pause)
+                await asyncio.wait_for(self._stop_requested.wait(), pause)
             pause = min(RESTART_MAX_S, pause * 2)
         self.state = "stopped"
 
@@ -160,7 +160,7 @@ class DeliveryProcess:
         Anything undelivered stays in the journal; the cursor never passes it."""
         self._stopping = True
         self._stop_timeout_s = timeout_s
-        self._exited.set()
+        self._stop_requested.set()
         proc = self._proc
         if proc is None:
             return
