@@ -202,7 +202,17 @@ def journal_points(journal_dir: Path, measurement: str) -> list[Point]:
 
 
 def journal_bytes(journal_dir: Path) -> int:
-    return sum(p.stat().st_size for p in journal_dir.rglob("*") if p.is_file())
+    """Bytes on disk under the journal directory while the daemon runs: a
+    segment can be compressed and removed between listing and stat, so a
+    file that vanished counts as gone (its .gz is listed or will be next)."""
+    total = 0
+    for root, _dirs, files in os.walk(journal_dir):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
 
 
 def victoria_readings(vm: Any, match: str = "wattd_power_power_w") -> dict[str, array[int]]:
