@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from tests.ports import free_port
 from wattd.journal.reader import iter_lines
 from wattd.lineprotocol import Point, parse_line
 
@@ -32,9 +32,7 @@ def write_config(tmp_path: Path, meters: list[dict[str, Any]], **sections: Any) 
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port("udp")
 
 
 def journal_points(journal_dir: Path, measurement: str | None = None) -> list[Point]:

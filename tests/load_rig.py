@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_port
 from wattd.journal.reader import iter_lines
 from wattd.lineprotocol import Point, parse_line
 from wattd.markers.client import MarkerClient, NoReplyError
@@ -26,9 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port("udp")
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -39,16 +38,16 @@ from typing import Any, Self
 
 import pytest
 
+from tests.ports import free_port as _free_port
+
 INFLUXD = "influxd"
 VICTORIA = "victoria-metrics"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0  # influxd on 2 loaded cores; ready returns at once
 
 
 def free_port() -> int:
-    """A currently free loopback TCP port (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A currently free loopback TCP port, outside the ephemeral range (tests/ports.py)."""
+    return _free_port("tcp")
 
 
 def require_binary(name: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from wattd.cli import cmd_clock
 from wattd.clock import adjtimex as ax
 from wattd.clock import sntp
@@ -112,9 +113,7 @@ def test_parse_server_refuses(text: str) -> None:
 # -- a real chronyd ------------------------------------------------------------
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port("udp")
 
 
 def _chronyd() -> str:

@@ -5,7 +5,6 @@ gpiozero's own MockFactory stands in for the Pi's pins."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from tests.journal_helpers import until
+from tests.ports import free_port
 from wattd.config import load_config_text
 from wattd.daemon.app import Daemon
 
@@ -31,9 +31,7 @@ def mock_pins() -> Iterator[MockFactory]:
 
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port("udp")
 
 
 async def test_button_starts_and_stops_a_run_and_led_follows(tmp_path: Path,

@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from wattd.energy import NS, integrate
 from wattd.journal.reader import iter_lines
 from wattd.lineprotocol import parse_line
@@ -22,9 +23,7 @@ from wattd.markers.client import MarkerClient, NoReplyError, send_marker
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port("udp")
 
 
 class Daemon:
@@ -48,15 +47,33 @@ class Daemon:
             [sys.executable, "-m", "wattd", "run", "-c", str(self.config), "--simulate"],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while True:
             assert self.proc.poll() is None, (self.tmp / "daemon.log").read_text()
             try:
                 if send_marker("ping", to=self.to, timeout_s=0.5, retries=1).ok:
                     break
             except NoReplyError:
-                continue
-        time.sleep(1.0)  # let readings flow (a start needs one to bracket it)
+                pass
+            assert time.monotonic() < deadline, "daemon not answering after 60 s:\n" + (
+                self.tmp / "daemon.log").read_text()[-3000:]
+        # Let readings flow (a start needs one to bracket it): about 1 s of them at the
+        # chip's rate, however long a loaded machine takes to produce them.
+        self.wait_until(lambda: self.meter_readings() >= 10, "10 readings")
+
+    def meter_readings(self) -> int:
+        with MarkerClient(self.to, timeout_s=10.0) as client:
+            reply = client.send("status")
+        assert reply.ok, reply
+        assert reply.status is not None, reply
+        return int(reply.status["meters"]["sim"]["readings"])
+
+    def wait_until(self, predicate: Callable[[], bool], what: str,
+                   timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s: {what}"
+            time.sleep(0.1)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -133,7 +150,16 @@ def test_constant_power_phases_abort_busy_retransmission(daemon_factory: object)
         sock.sendto(data, ("127.0.0.1", daemon.port))
         second = sock.recv(2048)
     assert first == second
-    time.sleep(1.0)
+
+    def journaled() -> bool:  # results at once; the run's readings after their hold-back
+        runs = daemon.points("wattd_run")
+        return (sum(p.tags["run"] == "const" for p in runs) >= 3
+                and any(p.tags["run"] == "gone" for p in runs)
+                and any(p.tags["verb"] == "event" for p in daemon.points("wattd_marker"))
+                and sum(p.tags.get("run") == "const"
+                        for p in daemon.points("wattd_power")) >= 10)
+
+    daemon.wait_until(journaled, "the runs, the event and the run's readings journaled")
     runs = daemon.points("wattd_run")
     phases = sorted(p.tags.get("phase", "-") for p in runs if p.tags["run"] == "const")
     assert phases == ["-", "p1", "p2"]
@@ -164,7 +190,10 @@ def test_step_profile_exact_integral_with_backdated_ts(daemon_factory: object,
             assert stop.ok, stop
             results.append((start_ts, stop_ts, stop.number("energy_j")))
             time.sleep(0.3)
-    time.sleep(1.5)
+    # The readings bracketing the last stop reach the journal after their hold-back.
+    last_stop = results[-1][1]
+    daemon.wait_until(lambda: any(t > last_stop for t, _ in daemon.readings()),
+                      "a reading after the last stop journaled")
     readings = daemon.readings()
     period = (readings[-1][0] - readings[0][0]) / (len(readings) - 1)
     naive_off = []
