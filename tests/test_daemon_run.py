@@ -72,10 +72,10 @@ def test_reconnects_when_the_port_vanishes_and_returns(tmp_path: Path) -> None:
         with DaemonProc(cfg, simulate=False) as daemon:
             daemon.wait_until(lambda: len(_powers(journal)) >= 10, what="first readings")
             server.unplug()
-            time.sleep(1.5)
+            t_unplug = time.time_ns()
+            time.sleep(2.5)
+            t_replug = time.time_ns()
             before = len(_powers(journal))
-            time.sleep(1.0)
-            assert len(_powers(journal)) - before <= 1, "no readings while unplugged"
             server.replug()
             daemon.wait_until(lambda: len(_powers(journal)) >= before + 10, timeout_s=40,
                               what="readings after replug")
@@ -83,6 +83,12 @@ def test_reconnects_when_the_port_vanishes_and_returns(tmp_path: Path) -> None:
             log = daemon.log_text()
     finally:
         server.stop()
+    # Judged by the readings' stamps, not by when the journal got them: readings
+    # taken before the unplug may be written late (hold-back, a loaded machine).
+    unplugged = [p for p in journal_points(journal, "wattd_power")
+                 if p.tags.get("meter") == "pi" and "power_w" in p.fields
+                 and t_unplug + 1.0e9 < p.t_ns < t_replug]
+    assert len(unplugged) <= 1, f"no readings while unplugged: {unplugged}"
     assert statistics.fmean(_powers(journal)[-5:]) == pytest.approx(50.0, rel=0.05)
     # Each state change logged once, not once per retry.
     assert log.count("meter port lost") == 1
