@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import select
 import subprocess
 import sys
 import time
@@ -73,13 +74,20 @@ def _v2(vm: VictoriaMetrics, batch_size: int) -> list[dict[str, Any]]:
              "batch_size": batch_size, "flush_interval_s": 0.2}]
 
 
-def _stored_when_settled(vm: VictoriaMetrics, want: int, timeout_s: float = 15.0
-                         ) -> dict[str, Any]:
-    """VictoriaMetrics makes writes searchable within a second or two: poll."""
+def _stored_when_settled(vm: VictoriaMetrics, want: int, timeout_s: float = 30.0,
+                         journal: dict[str, Any] | None = None) -> dict[str, Any]:
+    """VictoriaMetrics makes writes searchable within a second or two: poll. With
+    `journal`, until every journal reading is stored (a resent duplicate makes the
+    count reach `want` while a sample is not yet searchable); what is stored at the
+    deadline is returned either way, for the caller's check to judge."""
     deadline = time.monotonic() + timeout_s
     while True:
         stored = victoria_readings(vm)
-        if sum(len(v) for v in stored.values()) >= want or time.monotonic() > deadline:
+        if journal is not None:
+            settled = delivery_check(journal, stored)["missing"] == 0
+        else:
+            settled = sum(len(v) for v in stored.values()) >= want
+        if settled or time.monotonic() > deadline:
             return stored
         time.sleep(0.5)
 
@@ -91,8 +99,14 @@ def _settle_delivery(rig: DaemonRig, sims: list[PtyMeterServer], timeout_s: floa
     for sim in sims:
         sim.unplug()
     time.sleep(1.0)
-    wait_for(lambda: rig.sink_backlog_bytes() == 0, timeout_s, "the sink backlog to empty",
-             0.2)
+
+    def settled() -> bool:  # every reading taken is journalled (hold-back) and delivered
+        status = rig.status()
+        pipeline = status["pipeline"]
+        return (pipeline["readings_in"] == pipeline["readings_written"]
+                and sum(int(s["backlog_bytes"]) for s in status.get("sinks", {}).values()) == 0)
+
+    wait_for(settled, timeout_s, "the hold-back and the sink backlog to empty", 0.2)
 
 
 def _deliver_rest(tmp: Path, meters: list[str], influx: list[dict[str, Any]],
@@ -177,7 +191,8 @@ def database_flapping(tmp: Path, flaps: int, up_s: float = 3.0, down_s: float = 
             _settle_delivery(rig, sims)
             code = rig.stop()
         journal = journal_readings(rig.journal_dir)
-        check = delivery_check(journal, _stored_when_settled(vm, sum(map(len, journal.values()))))
+        check = delivery_check(journal, _stored_when_settled(vm, sum(map(len, journal.values())),
+                                                           journal=journal))
     finally:
         vm.close()
         for sim in sims:
@@ -231,7 +246,8 @@ def daemon_sigkill(tmp: Path, kills: int, batch_size: int = 50) -> FaultResult:
             code = rig.stop()
         _deliver_rest(tmp, ["k"], _v2(vm, batch_size))
         journal = journal_readings(rig.journal_dir)
-        check = delivery_check(journal, _stored_when_settled(vm, sum(map(len, journal.values()))))
+        check = delivery_check(journal, _stored_when_settled(vm, sum(map(len, journal.values())),
+                                                           journal=journal))
         report = _report(rig.journal_dir)
     finally:
         vm.close()
@@ -287,6 +303,7 @@ s.bind(('127.0.0.2', 0))
 junk = [b'start flood%d meter=ghost' % i for i in range(20)] + [
     b'stop nothing', b'\\xff' * 1500, b'ping', b'stop x y=', b'status',
     b'event e ' + b'k=v ' * 300, b'\\x00\\x01garbage', b'start bad name!']
+print('go', flush=True)
 until = time.monotonic() + float(sys.argv[3])
 sent = i = 0
 while time.monotonic() < until:
@@ -314,7 +331,11 @@ def udp_flood(tmp: Path, flood_s: float, legit_runs: int = 2) -> FaultResult:
         round_trips: list[float] = []
         during: list[bool] = []
         try:
-            time.sleep(0.5)  # the flood's interpreter starts
+            # The flood's interpreter starts (slowly on a loaded machine): its 'go'.
+            assert flood.stdout is not None
+            ready, _, _ = select.select([flood.stdout], [], [], 60.0)
+            assert ready, "the flood never started"
+            assert flood.stdout.readline().strip() == "go"
             with rig.client(timeout_s=30.0) as client:
                 for i in range(legit_runs):
                     for verb in ("start", "stop"):
@@ -329,7 +350,7 @@ def udp_flood(tmp: Path, flood_s: float, legit_runs: int = 2) -> FaultResult:
         alive = rig.alive
         code = rig.stop()
     counters = status["markers"]["counters"]
-    sent = int(out.strip() or 0)
+    sent = int(out.strip().split()[-1] if out.strip() else 0)
     readings = sorted(t for times in journal_readings(rig.journal_dir).values() for t in times)
     max_gap_s = max(((b - a) / 1e9 for a, b in itertools.pairwise(readings)),
                     default=0.0)
@@ -386,7 +407,8 @@ def journal_size_bound(tmp: Path, max_bytes: int, seconds: float) -> FaultResult
         _deliver_rest(tmp, ["b"], influx, journal)
         remaining = journal_readings(rig.journal_dir)
         check = delivery_check(remaining,
-                               _stored_when_settled(vm, sum(map(len, remaining.values()))))
+                               _stored_when_settled(vm, sum(map(len, remaining.values())),
+                                                    journal=remaining))
     finally:
         vm.close()
     jstat = status["journal"]

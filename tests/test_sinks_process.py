@@ -76,7 +76,8 @@ def test_delivery_runs_in_its_own_process_restarted_when_killed(
     assert _gone(second)
     journal = journal_readings(rig.journal_dir)
     check = delivery_check(journal, _stored_when_settled(victoria_server_fn,
-                                                         sum(map(len, journal.values()))))
+                                                         sum(map(len, journal.values())),
+                                                         journal=journal))
     assert check["journal"] > 20
     assert check["missing"] == 0, check
 
