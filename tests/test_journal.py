@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from tests.journal_helpers import FakeTime, until
 from tests.journal_helpers import power_line as _line
 from wattd.config import JournalConfig
-from wattd.journal.reader import backlog_bytes, iter_lines, read_batch
+from wattd.journal.reader import backlog_bytes, iter_lines
 from wattd.journal.segments import Position, list_segments
 from wattd.journal.writer import Journal
 
@@ -113,30 +114,32 @@ async def test_unwritable_directory_is_a_config_error(tmp_path: Path) -> None:
         await journal.open()
 
 
-async def test_read_batch_walks_segments_and_resumes(tmp_path: Path) -> None:
+async def test_reader_walks_segments_and_resumes(tmp_path: Path) -> None:
     journal = Journal(JournalConfig(dir=str(tmp_path), segment_bytes=4096))
     await journal.open()
     for i in range(500):
         await journal.append([_line(i)])
+    assert len(list_segments(tmp_path)) > 3
     got: list[str] = []
     pos: Position | None = None
-    while True:
-        batch, pos = read_batch(tmp_path, pos, 77)
+    while True:  # resume after every 77 lines, as a cursor would
+        batch = list(itertools.islice(iter_lines(tmp_path, pos), 77))
         if not batch:
             break
-        assert len(batch) <= 77
-        got.extend(batch)
+        pos = batch[-1][0]
+        got.extend(line for _, line in batch)
     assert got == [_line(i) for i in range(500)]
     assert backlog_bytes(tmp_path, pos) == 0
     await journal.append([_line(500)])
-    batch, pos2 = read_batch(tmp_path, pos, 77)
-    assert batch == [_line(500)]
-    assert pos2 > pos
+    after = list(iter_lines(tmp_path, pos))
+    assert [line for _, line in after] == [_line(500)]
+    assert pos is not None
+    assert after[0][0] > pos
     await journal.close()
 
 
-def test_read_batch_skips_partial_last_line(tmp_path: Path) -> None:
+def test_reader_skips_partial_last_line(tmp_path: Path) -> None:
     (tmp_path / "00000001.lp").write_bytes(f"{_line(1)}\n{_line(2)}\nwattd_po".encode())
-    batch, pos = read_batch(tmp_path, None, 100)
-    assert batch == [_line(1), _line(2)]
-    assert pos == Position(1, len(_line(1)) + len(_line(2)) + 2)
+    got = list(iter_lines(tmp_path))
+    assert [line for _, line in got] == [_line(1), _line(2)]
+    assert got[-1][0] == Position(1, len(_line(1)) + len(_line(2)) + 2)

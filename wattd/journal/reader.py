@@ -7,14 +7,13 @@ The last line of the newest segment is only returned once it is complete
 from __future__ import annotations
 
 import gzip
-import io
 import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from wattd.journal.segments import Position, SegmentInfo, list_segments
 
-_CHUNK = 1 << 20
+BLOCK_BYTES = 1 << 20  # read size
 
 
 def _open(info: SegmentInfo) -> BinaryIO:
@@ -27,22 +26,6 @@ def _open(info: SegmentInfo) -> BinaryIO:
         return gzip.open(info.path.with_name(info.path.name + ".gz"), "rb")  # type: ignore[return-value]
 
 
-def open_segment(info: SegmentInfo) -> BinaryIO:
-    """A segment's uncompressed content (a closed segment is gunzipped)."""
-    return _open(info)
-
-
-def _start_index(segments: list[SegmentInfo], start: Position | None) -> tuple[int, int]:
-    if start is None:
-        return 0, 0
-    for i, info in enumerate(segments):
-        if info.number == start.segment:
-            return i, start.offset
-        if info.number > start.segment:
-            return i, 0  # the cursor's segment was deleted: go on with the next one
-    return len(segments), 0
-
-
 def iter_lines(directory: str | os.PathLike[str], start: Position | None = None
                ) -> Iterator[tuple[Position, str]]:
     """Yield (position after the line, line without newline), oldest first."""
@@ -52,14 +35,49 @@ def iter_lines(directory: str | os.PathLike[str], start: Position | None = None
 
 def iter_raw_lines(directory: str | os.PathLike[str], start: Position | None = None
                    ) -> Iterator[tuple[Position, bytes]]:
+    """Yield (position after the line, line as bytes), oldest first: the lines
+    of `iter_blocks`, one by one."""
+    for end, block, count in iter_blocks(directory, start):
+        if count == 1:
+            yield end, block
+            continue
+        pos = end.offset - len(block) - 1
+        for line in block.split(b"\n"):
+            pos += len(line) + 1
+            yield Position(end.segment, pos), line
+
+
+def iter_blocks(directory: str | os.PathLike[str], start: Position | None = None
+                ) -> Iterator[tuple[Position, bytes, int]]:
+    """Yield (position after the block, block, its line count), oldest first.
+
+    A block is one or more complete, non-empty lines of one segment joined by
+    newlines, without the trailing newline. A torn last line is not yielded
+    (it is read again, complete, by a later reader). A segment that vanished
+    since it was listed is skipped (deleted) or read from its .gz (compressed);
+    a truncated gzip segment yields what was readable. A reader that reaches the
+    end of the active segment after the writer rotated goes on with the newer
+    segments, so one pass over a live journal sees every line once.
+    """
     segments = list_segments(directory)
-    index, offset = _start_index(segments, start)
-    for i in range(index, len(segments)):
-        info = segments[i]
+    index = len(segments)
+    offset = 0
+    for i, info in enumerate(segments):
+        if start is None or info.number > start.segment:
+            index = i  # (the cursor's segment was deleted: go on with the next one)
+            break
+        if info.number == start.segment:
+            index, offset = i, start.offset
+            break
+    while index < len(segments):
+        info = segments[index]
+        index += 1
         try:
             fh = _open(info)
         except FileNotFoundError:
+            offset = 0
             continue
+        last = index == len(segments)
         with fh:
             if offset:
                 fh.seek(offset)
@@ -67,80 +85,45 @@ def iter_raw_lines(directory: str | os.PathLike[str], start: Position | None = N
             tail = b""
             try:
                 while True:
-                    chunk = fh.read(_CHUNK)
+                    chunk = fh.read(BLOCK_BYTES)
                     if not chunk:
+                        if last and not info.compressed:
+                            # The end of the active segment: if the writer has rotated
+                            # since, this file is complete; read it to its end and go on
+                            # with the new segments, never reopening this one (it is
+                            # being compressed: reading it again means waiting for and
+                            # decompressing the .gz up to the position).
+                            newer = [s for s in list_segments(directory)
+                                     if s.number > info.number]
+                            if newer:
+                                segments, index, last = newer, 0, False
+                                continue
                         break
-                    data = tail + chunk
-                    lines = data.split(b"\n")
-                    tail = lines.pop()
-                    for line in lines:
-                        pos += len(line) + 1
-                        if line:
-                            yield Position(info.number, pos), line
+                    data = tail + chunk if tail else chunk
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        tail = data
+                        continue
+                    block, tail = data[:cut], data[cut + 1:]
+                    pos += cut + 1
+                    if block.startswith(b"\n") or block.endswith(b"\n") or b"\n\n" in block \
+                            or not block:
+                        # Empty lines (never written by the journal): the slow path.
+                        yield from _nonempty_lines(info.number, pos, block)
+                        continue
+                    yield Position(info.number, pos), block, block.count(b"\n") + 1
             except (EOFError, gzip.BadGzipFile, OSError):
                 pass  # a truncated gzip segment: what was readable has been yielded
         offset = 0
 
 
-def read_batch(directory: str | os.PathLike[str], pos: Position | None, max_lines: int,
-               max_bytes: int = 8 << 20) -> tuple[list[str], Position]:
-    """Up to ``max_lines`` complete lines after ``pos``, and the position after them.
-
-    Moves to the next segment when a closed segment is exhausted. Returns
-    ([], pos) when caught up with the writer.
-    """
-    segments = list_segments(directory)
-    if not segments:
-        return [], pos or Position(1, 0)
-    index, offset = _start_index(segments, pos)
-    lines: list[str] = []
-    current = pos or Position(segments[0].number, 0)
-    while index < len(segments) and len(lines) < max_lines:
-        info = segments[index]
-        is_last = index == len(segments) - 1
-        try:
-            fh = _open(info)
-        except FileNotFoundError:
-            index += 1
-            offset = 0
-            continue
-        with fh:
-            if offset:
-                fh.seek(offset)
-            budget = max_bytes
-            buf = io.BytesIO()
-            exhausted = False
-            try:
-                while budget > 0:
-                    chunk = fh.read(min(_CHUNK, budget))
-                    if not chunk:
-                        exhausted = True
-                        break
-                    buf.write(chunk)
-                    budget -= len(chunk)
-            except (EOFError, gzip.BadGzipFile, OSError):
-                exhausted = True
-            data = buf.getvalue()
-        end = data.rfind(b"\n")
-        complete = data[:end + 1] if end >= 0 else b""
-        consumed = 0
-        for raw in complete.split(b"\n")[:-1]:
-            if len(lines) >= max_lines:
-                break
-            consumed += len(raw) + 1
-            if raw:
-                lines.append(raw.decode("utf-8", errors="replace"))
-        offset += consumed
-        current = Position(info.number, offset)
-        if len(lines) >= max_lines or not exhausted or consumed < len(complete):
-            break
-        if is_last:
-            break  # caught up (a partial last line stays for later)
-        # Closed segment fully read: continue in the next one.
-        index += 1
-        offset = 0
-        current = Position(segments[index].number, 0)
-    return lines, current
+def _nonempty_lines(segment: int, end: int, block: bytes
+                    ) -> Iterator[tuple[Position, bytes, int]]:
+    pos = end - len(block) - 1
+    for line in block.split(b"\n"):
+        pos += len(line) + 1
+        if line:
+            yield Position(segment, pos), line, 1
 
 
 def backlog_bytes(directory: str | os.PathLike[str], pos: Position | None) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import os
 import struct
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from wattd.journal.cursor import CursorStore
-from wattd.journal.reader import open_segment
+from wattd.journal.reader import iter_blocks
 from wattd.journal.segments import Position, list_segments
 from wattd.logsetup import get_logger
 from wattd.sinks.backoff import Backoff
@@ -51,84 +50,6 @@ log = get_logger("wattd.sinks")
 # Where a new sink starts: before every segment (the whole journal is delivered).
 START = Position(0, 0)
 MAX_BATCH_BYTES = 8 << 20  # keep a request well under InfluxDB 1.x's 25 MB body limit
-BLOCK_BYTES = 1 << 20  # journal read size
-
-
-def iter_blocks(directory: str | os.PathLike[str], start: Position | None = None
-                ) -> Iterator[tuple[Position, bytes, int]]:
-    """Yield (position after the block, block, its line count), oldest first.
-
-    A block is one or more complete, non-empty lines of one segment joined by
-    newlines, without the trailing newline. A torn last line is not yielded
-    (it is read again, complete, by a later reader). Same skipping rules as
-    `wattd.journal.reader.iter_raw_lines`: a missing segment is skipped, a
-    truncated gzip segment yields what was readable.
-    """
-    segments = list_segments(directory)
-    index = len(segments)
-    offset = 0
-    for i, info in enumerate(segments):
-        if start is None or info.number > start.segment:
-            index = i  # (the cursor's segment was deleted: go on with the next one)
-            break
-        if info.number == start.segment:
-            index, offset = i, start.offset
-            break
-    while index < len(segments):
-        info = segments[index]
-        index += 1
-        try:
-            fh = open_segment(info)
-        except FileNotFoundError:
-            offset = 0
-            continue
-        last = index == len(segments)
-        with fh:
-            if offset:
-                fh.seek(offset)
-            pos = offset
-            tail = b""
-            try:
-                while True:
-                    chunk = fh.read(BLOCK_BYTES)
-                    if not chunk:
-                        if last and not info.compressed:
-                            # The end of the active segment: if the writer has rotated
-                            # since, this file is complete; read it to its end and go on
-                            # with the new segments, never reopening this one (it is
-                            # being compressed: reading it again means waiting for and
-                            # decompressing the .gz up to the position).
-                            newer = [s for s in list_segments(directory)
-                                     if s.number > info.number]
-                            if newer:
-                                segments, index, last = newer, 0, False
-                                continue
-                        break
-                    data = tail + chunk if tail else chunk
-                    cut = data.rfind(b"\n")
-                    if cut < 0:
-                        tail = data
-                        continue
-                    block, tail = data[:cut], data[cut + 1:]
-                    pos += cut + 1
-                    if block.startswith(b"\n") or block.endswith(b"\n") or b"\n\n" in block \
-                            or not block:
-                        # Empty lines (never written by the journal): the slow path.
-                        yield from _nonempty_lines(info.number, pos, block)
-                        continue
-                    yield Position(info.number, pos), block, block.count(b"\n") + 1
-            except (EOFError, gzip.BadGzipFile, OSError):
-                pass  # a truncated gzip segment: what was readable has been yielded
-        offset = 0
-
-
-def _nonempty_lines(segment: int, end: int, block: bytes
-                    ) -> Iterator[tuple[Position, bytes, int]]:
-    pos = end - len(block) - 1
-    for line in block.split(b"\n"):
-        pos += len(line) + 1
-        if line:
-            yield Position(segment, pos), line, 1
 
 
 def nth_newline(block: bytes, k: int) -> int:
