@@ -70,7 +70,7 @@ class DaemonProc:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 20.0,
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 60.0,
                    what: str = "condition") -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -53,7 +53,7 @@ def test_simulated_3w_low_load_path_end_to_end(tmp_path: Path) -> None:
                                    "power_w": 3.0}])
     journal = tmp_path / "journal"
     with DaemonProc(cfg) as daemon:
-        daemon.wait_until(lambda: len(_powers(journal)) >= 60, timeout_s=30, what="60 readings")
+        daemon.wait_until(lambda: len(_powers(journal)) >= 60, what="60 readings")
         rc = daemon.stop(signal.SIGINT)
     assert rc == 0
     powers = _powers(journal)[5:]
