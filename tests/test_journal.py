@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from tests.journal_helpers import FakeTime, until
 from tests.journal_helpers import power_line as _line
 from wattd.config import JournalConfig
+from wattd.journal import writer as writer_mod
 from wattd.journal.reader import backlog_bytes, iter_lines
 from wattd.journal.segments import Position, list_segments
 from wattd.journal.writer import Journal
@@ -143,3 +146,61 @@ def test_reader_skips_partial_last_line(tmp_path: Path) -> None:
     got = list(iter_lines(tmp_path))
     assert [line for _, line in got] == [_line(1), _line(2)]
     assert got[-1][0] == Position(1, len(_line(1)) + len(_line(2)) + 2)
+
+
+async def test_a_segment_deleted_while_being_compressed_stays_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size bound deletes a closed segment whose gzip copy a worker thread is
+    still writing: the copy must not be published as a .gz afterwards (the
+    deleted data would come back and the directory go over its bound)."""
+    release = threading.Event()
+    in_flight: list[Path] = []
+    original = writer_mod._gzip_to_tmp
+
+    def slow_gzip(src: Path) -> Path:
+        tmp = original(src)
+        if len(in_flight) < 2:  # hold two copies (of the worker threads the appends share)
+            in_flight.append(src)
+            release.wait(10.0)  # until the bound has deleted their segments
+        return tmp
+
+    monkeypatch.setattr(writer_mod, "_gzip_to_tmp", slow_gzip)
+    cfg = JournalConfig(dir=str(tmp_path), segment_bytes=2048, max_bytes=16384, compress=True)
+    journal = Journal(cfg)
+    await journal.open()
+    for i in range(1500):
+        await journal.append([_line(i)])
+    await until(lambda: len(in_flight) >= 2, 10.0, 0.01)
+    deleted_in_flight = [src for src in in_flight if not src.exists()]
+    assert deleted_in_flight, "the bound deleted no segment whose copy was being written"
+    release.set()
+    await journal.close()
+    assert journal.segments_deleted > 0
+    for src in deleted_in_flight:
+        assert not src.with_name(src.name + ".gz").exists(), src.name
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    assert sum(s.size for s in list_segments(tmp_path)) <= cfg.max_bytes
+    lines = [line for _, line in iter_lines(tmp_path)]
+    assert lines[-1] == _line(1499)
+    assert lines == sorted(lines, key=lambda line: int(line.rsplit(" ", 1)[1]))
+
+
+async def test_open_clears_leftovers_of_a_crash_during_compression(tmp_path: Path) -> None:
+    """A crash can leave a segment both plain and gzip (between the rename and the
+    removal of the plain file) and an unfinished .gz.tmp: open() removes the
+    copy that is never read, and a bound that deletes the segment deletes both."""
+    body = "".join(f"{_line(i)}\n" for i in range(200)).encode()
+    (tmp_path / "00000001.lp").write_bytes(body)
+    (tmp_path / "00000001.lp.gz").write_bytes(gzip.compress(body))
+    (tmp_path / "00000002.lp.gz.tmp").write_bytes(b"\x1f\x8b unfinished")
+    (tmp_path / "00000003.lp").write_bytes(f"{_line(200)}\n".encode())
+    cfg = JournalConfig(dir=str(tmp_path), segment_bytes=4096, max_bytes=16384)
+    journal = Journal(cfg)
+    await journal.open()
+    assert not (tmp_path / "00000002.lp.gz.tmp").exists()
+    journal._delete(list_segments(tmp_path)[0], undelivered=False, why="size")
+    await journal.close()
+    assert not (tmp_path / "00000001.lp").exists()
+    assert not (tmp_path / "00000001.lp.gz").exists()
+    assert journal.segments_deleted == 1
+    assert [line for _, line in iter_lines(tmp_path)] == [_line(200)]

@@ -35,15 +35,15 @@ log = get_logger("wattd.journal")
 FsyncFn = Callable[[int], None]
 
 
-def _compress_file(src: Path) -> None:
-    dst = src.with_name(src.name + ".gz")
+def _gzip_to_tmp(src: Path) -> Path:
+    """Write the gzip copy of a closed segment beside it as ``<name>.gz.tmp``,
+    fsynced, and return its path (the worker-thread half of a compression)."""
     tmp = src.with_name(src.name + ".gz.tmp")
     with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(tmp, dst)
-    src.unlink()
+    return tmp
 
 
 class Journal:
@@ -104,10 +104,13 @@ class Journal:
         path = self.dir / segment_name(self._segment)
         self._file = await aiofiles.open(path, "ab", buffering=0)
         self._offset = path.stat().st_size
-        # Plain segments left behind by a crash during compression.
+        # Plain segments left behind by a crash during compression (and the
+        # unfinished copies of that compression, never read).
+        for stale in self.dir.glob("*.gz.tmp"):
+            stale.unlink(missing_ok=True)
         for info in segments:
             if not info.compressed and info.number != self._segment:
-                self._compress_later(info.path)
+                self._compress_later(info.number)
         self._enforce_bounds()
         self._fsync_task = asyncio.create_task(self._fsync_loop(), name="journal-fsync")
         log.info("journal_open", dir=str(self.dir), segment=self._segment, offset=self._offset)
@@ -281,7 +284,7 @@ class Journal:
         # order left a closed file behind and the shutdown drain failed on it.
         new_file = await aiofiles.open(self.dir / segment_name(self._segment + 1), "ab",
                                        buffering=0)
-        closed = self.dir / segment_name(self._segment)
+        closed = self._segment
         old_file, self._file = self._file, new_file
         self._segment += 1
         self._offset = 0
@@ -290,18 +293,30 @@ class Journal:
         self._enforce_bounds()
         await old_file.close()
 
-    def _compress_later(self, path: Path) -> None:
-        task = asyncio.get_running_loop().create_task(self._compress(path))
+    def _compress_later(self, number: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._compress(number))
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
-    async def _compress(self, path: Path) -> None:
+    async def _compress(self, number: int) -> None:
+        """Gzip a closed segment in a worker thread, then publish the copy on the
+        event loop: rename it to ``.gz`` and remove the plain file there, where
+        the bounds delete segments too, so a bound always sees a segment as either
+        plain or gzip, and one it deleted meanwhile never comes back as a .gz."""
+        path = self.dir / segment_name(number)
+        tmp = path.with_name(path.name + ".gz.tmp")
         try:
-            await asyncio.to_thread(_compress_file, path)
+            await asyncio.to_thread(_gzip_to_tmp, path)
+            if path.exists():
+                os.replace(tmp, path.with_name(path.name + ".gz"))
+                path.unlink()
+                return
         except FileNotFoundError:
-            pass  # deleted by the size bound meanwhile
+            pass  # deleted by a bound before the copy began
         except OSError as exc:
             log.error("journal_compress_failed", segment=path.name, error=str(exc))
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # the segment was deleted meanwhile, or the copy failed
 
     # -- bounds ------------------------------------------------------------
 
@@ -320,7 +335,7 @@ class Journal:
         now = time.time()
         for info in segments:
             too_big = total > budget
-            too_old = bool(max_age_s) and now - info.path.stat().st_mtime > max_age_s
+            too_old = bool(max_age_s) and now - _mtime(info.path, now) > max_age_s
             if not (too_big or too_old):
                 break
             undelivered = has_sinks and (oldest_cursor is None
@@ -329,9 +344,17 @@ class Journal:
             total -= info.size
 
     def _delete(self, info: SegmentInfo, undelivered: bool, why: str) -> None:
-        try:
-            info.path.unlink()
-        except FileNotFoundError:
+        # Both forms: a crash between a compression's rename and its removal of
+        # the plain file leaves the two (the plain one is the one listed).
+        plain = self.dir / segment_name(info.number)
+        removed = False
+        for path in (plain, plain.with_name(plain.name + ".gz")):
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                continue
+        if not removed:
             return
         self.segments_deleted += 1
         if undelivered:
@@ -354,6 +377,13 @@ class Journal:
             "undelivered_bytes_dropped": self.undelivered_bytes_dropped,
             "write_errors": self.write_errors,
         }
+
+
+def _mtime(path: Path, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return default
 
 
 def split_at_lines(data: bytes, room: int, segment_bytes: int) -> list[bytes]:
