@@ -1,9 +1,12 @@
 """A delivery process for crash tests.
 
-Usage: `python tests/sink_worker.py JOURNAL_DIR API URL TARGET BATCH`.
+Usage: `python tests/sink_worker.py JOURNAL_DIR API URL TARGET BATCH [PAUSE_S]`.
 
 Delivers the journal to one database until SIGTERM (graceful stop, exit 0).
-The tests SIGKILL it mid-delivery and start it again.
+The tests SIGKILL it mid-delivery and start it again. PAUSE_S (default 0)
+delays each batch before it is sent, so that a test polling the cursor can
+kill it mid-delivery however briefly the test was descheduled (a fast
+database takes the whole journal in a fraction of a second).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -20,10 +24,20 @@ from wattd.sinks import make_sink
 from wattd.sinks.delivery import Delivery
 
 
-async def main(journal_dir: str, api: str, url: str, target: str, batch_size: int) -> None:
+async def main(journal_dir: str, api: str, url: str, target: str, batch_size: int,
+               pause_s: float) -> None:
     cfg = InfluxConfig(url=url, api=api, database=target, bucket=target,  # type: ignore[arg-type]
                        batch_size=batch_size, flush_interval_s=0.05)
-    delivery = Delivery(make_sink(cfg), journal_dir, name="crashtest", batch_size=batch_size,
+    sink = make_sink(cfg)
+    if pause_s > 0:
+        send = sink.write
+
+        async def paused_write(lines: Any) -> None:
+            await asyncio.sleep(pause_s)
+            await send(lines)
+
+        sink.write = paused_write  # type: ignore[method-assign]
+    delivery = Delivery(sink, journal_dir, name="crashtest", batch_size=batch_size,
                         flush_interval_s=0.05, poll_interval_s=0.05)
     delivery.start()
     stop = asyncio.Event()
@@ -33,4 +47,5 @@ async def main(journal_dir: str, api: str, url: str, target: str, batch_size: in
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]),
+                     float(sys.argv[6]) if len(sys.argv) > 6 else 0.0))

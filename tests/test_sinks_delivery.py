@@ -277,11 +277,12 @@ async def test_victoria_stopped_mid_delivery_no_loss_no_duplicates(
 
 # -- delivery process SIGKILLed ------------------------------------------------------------------
 
-def _worker(journal_dir: Path, api: str, url: str, target: str, batch: int
-            ) -> subprocess.Popen[bytes]:
+def _worker(journal_dir: Path, api: str, url: str, target: str, batch: int,
+            pause_s: float = 0.0) -> subprocess.Popen[bytes]:
     worker = Path(__file__).with_name("sink_worker.py")
     return subprocess.Popen([sys.executable, str(worker), str(journal_dir), api, url, target,
-                             str(batch)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             str(batch), str(pause_s)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
@@ -321,7 +322,9 @@ async def test_delivery_sigkilled_and_restarted(api: str, tmp_path: Path,
 
     kills = 0
     for _ in range(3):
-        proc = _worker(journal.dir, api, url, target, batch)
+        # 96 batches, each held 20 ms before it is sent: about 2 s of delivery, so
+        # a kill lands mid-delivery even when this test is descheduled a while.
+        proc = _worker(journal.dir, api, url, target, batch, pause_s=0.02)
         try:
             # Kill it as soon as it acknowledged at least one more batch.
             before = cursors.load("crashtest")
