@@ -96,6 +96,15 @@ def uncompressed_backlog_bytes(directory: str | os.PathLike[str], pos: Position)
     return total
 
 
+def status_backlog_bytes(directory: str | os.PathLike[str], pos: Position) -> int:
+    """`uncompressed_backlog_bytes` for a status line: -1 when the journal
+    cannot be read."""
+    try:
+        return uncompressed_backlog_bytes(directory, pos)
+    except OSError:
+        return -1
+
+
 class Delivery:
     """Moves lines from the journal to one sink with its own cursor.
 
@@ -482,10 +491,7 @@ class Delivery:
     # -- status --------------------------------------------------------------------
 
     def backlog_bytes(self) -> int:
-        try:
-            return uncompressed_backlog_bytes(self.dir, self._cursor)
-        except OSError:
-            return -1
+        return status_backlog_bytes(self.dir, self._cursor)
 
     def report(self) -> dict[str, Any]:
         """State and counters as plain JSON values: what a delivery process

@@ -26,7 +26,7 @@ from wattd.journal.cursor import CursorStore
 from wattd.journal.segments import Position
 from wattd.logsetup import get_logger
 from wattd.sinks.child import INIT_ENV
-from wattd.sinks.delivery import sink_status, uncompressed_backlog_bytes
+from wattd.sinks.delivery import sink_status, status_backlog_bytes
 
 log = get_logger("wattd.sinks")
 
@@ -207,10 +207,7 @@ class DeliveryProcess:
         return Position(int(cursor["segment"]), int(cursor["offset"]))
 
     def backlog_bytes(self) -> int:
-        try:
-            return uncompressed_backlog_bytes(self.dir, self.cursor)
-        except OSError:
-            return -1
+        return status_backlog_bytes(self.dir, self.cursor)
 
     def status(self) -> dict[str, Any]:
         cursor = self.cursor
