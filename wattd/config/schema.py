@@ -1,24 +1,22 @@
-"""Configuration (SPEC 6): typed dataclasses, validated on load.
+"""wattd's configuration schema (SPEC 6): the sections as typed dataclasses, and
+the checks across keys that types alone cannot express.
 
-Every error names the file, the line and the key, and unknown keys are
-refused with a "did you mean" hint. Secrets are read from files or the
-environment, never taken inline.
+Building and type-checking the values is ``wattd.config.loader``'s job; every
+error here is made by its builder, so it names the file, the line and the key.
+Secrets are read from files or the environment, never taken inline.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import ipaddress
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-
+from wattd.config.loader import NOT_A_KEY, ONE_OR_MANY, DocumentBuilder, load_dataclass
 from wattd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/wattd/config.yaml"
@@ -168,20 +166,17 @@ class Config:
     meters: list[MeterConfig]
     markers: MarkersConfig = field(default_factory=MarkersConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
-    influxdb: list[InfluxConfig] = field(default_factory=list)
+    influxdb: list[InfluxConfig] = field(default_factory=list, metadata=ONE_OR_MANY)
     clock: ClockConfig = field(default_factory=ClockConfig)
     log: LogConfig = field(default_factory=LogConfig)
     gpio: GpioConfig | None = None
-    path: str = "<config>"  # where it was loaded from (not a YAML key)
+    path: str = field(default="<config>", metadata=NOT_A_KEY)  # where it was loaded from
 
     def meter(self, name: str) -> MeterConfig:
         for meter in self.meters:
             if meter.name == name:
                 return meter
         raise KeyError(name)
-
-
-_NOT_KEYS = {"path"}
 
 
 def _read_secret_file(path: str, key: str) -> str:
@@ -191,129 +186,7 @@ def _read_secret_file(path: str, key: str) -> str:
         raise ConfigError(f"cannot read secret file {path!r}: {exc.strerror}", key=key) from None
 
 
-# ---------------------------------------------------------------------------
-# YAML with line numbers
-
-
-_SCALARS = yaml.SafeLoader("")  # resolves scalar nodes (ints, floats, bools, null) the safe way
-
-
-class _Located:
-    """YAML values plus the line of every mapping key and sequence item."""
-
-    def __init__(self) -> None:
-        self.lines: dict[tuple[str | int, ...], int] = {}
-
-    def convert(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-                sub = (*path, str(key))
-                self.lines[sub] = key_node.start_mark.line + 1
-                out[str(key)] = self.convert(value_node, sub)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
-        return _SCALARS.construct_object(node)
-
-
-class _Builder:
-    def __init__(self, file: str, lines: dict[tuple[str | int, ...], int]) -> None:
-        self.file = file
-        self.lines = lines
-
-    def error(self, path: tuple[str | int, ...], message: str) -> ConfigError:
-        line = None
-        probe = path
-        while probe and line is None:
-            line = self.lines.get(probe)
-            probe = probe[:-1]
-        key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
-        return ConfigError(message, file=self.file, line=line, key=key or None)
-
-    def build(self, tp: Any, value: Any, path: tuple[str | int, ...]) -> Any:
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        if origin in (typing.Union, types.UnionType):
-            if value is None and type(None) in args:
-                return None
-            non_none = [a for a in args if a is not type(None)]
-            last: ConfigError | None = None
-            for arg in non_none:
-                try:
-                    return self.build(arg, value, path)
-                except ConfigError as exc:
-                    last = exc
-            assert last is not None
-            raise last
-        if origin is Literal:
-            if value not in args:
-                raise self.error(path, f"must be one of {', '.join(map(str, args))}, "
-                                       f"not {value!r}")
-            return value
-        if dataclasses.is_dataclass(tp):
-            return self.build_dataclass(tp, value, path)
-        if origin is list:
-            if isinstance(value, str | int | float) and args[0] is str:
-                value = [value]
-            if not isinstance(value, list):
-                raise self.error(path, f"must be a list, not {type(value).__name__}")
-            return [self.build(args[0], item, (*path, i)) for i, item in enumerate(value)]
-        if origin is dict:
-            if not isinstance(value, dict):
-                raise self.error(path, f"must be a mapping, not {type(value).__name__}")
-            return {str(k): self.build(args[1], v, (*path, str(k))) for k, v in value.items()}
-        if origin is tuple:
-            if not isinstance(value, list) or len(value) != len(args):
-                raise self.error(path, f"must be a list of {len(args)} numbers, e.g. [80, 300]")
-            return tuple(self.build(a, v, (*path, i)) for i, (a, v) in
-                         enumerate(zip(args, value, strict=True)))
-        if tp is bool:
-            if not isinstance(value, bool):
-                raise self.error(path, f"must be true or false, not {value!r}")
-            return value
-        if tp is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.error(path, f"must be an integer, not {value!r}")
-            return value
-        if tp is float:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self.error(path, f"must be a number, not {value!r}")
-            return float(value)
-        if tp is str:
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise self.error(path, f"must be a string, not {value!r}")
-            return str(value)
-        raise self.error(path, f"unsupported type {tp!r}")  # pragma: no cover
-
-    def build_dataclass(self, cls: Any, value: Any, path: tuple[str | int, ...]) -> Any:
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise self.error(path, f"must be a mapping, not {type(value).__name__}")
-        hints = typing.get_type_hints(cls)
-        known = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
-        kwargs: dict[str, Any] = {}
-        for key, item in value.items():
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                suffix = f" (did you mean '{hint[0]}'?)" if hint else \
-                    f" (known keys: {', '.join(known)})"
-                raise self.error((*path, key), f"unknown key{suffix}")
-            kwargs[key] = self.build(hints[key], item, (*path, key))
-        for f in dataclasses.fields(cls):
-            if f.name in _NOT_KEYS:
-                continue
-            no_default = (f.default is dataclasses.MISSING
-                          and f.default_factory is dataclasses.MISSING)
-            if no_default and f.name not in kwargs:
-                raise self.error((*path, f.name), "is required")
-        return cls(**kwargs)
-
-
-def _check_listen(b: _Builder, markers: MarkersConfig) -> None:
+def _check_listen(b: DocumentBuilder, markers: MarkersConfig) -> None:
     for i, item in enumerate(markers.listen):
         try:
             parse_listen(item)
@@ -353,7 +226,7 @@ def parse_listen(text: str, default_port: int = 9288) -> tuple[str, int]:
     return host, port
 
 
-def _validate(b: _Builder, cfg: Config) -> None:
+def _validate(b: DocumentBuilder, cfg: Config) -> None:
     if not cfg.meters:
         raise b.error(("meters",), "at least one meter is required")
     seen: set[str] = set()
@@ -412,26 +285,8 @@ def _validate(b: _Builder, cfg: Config) -> None:
 def load_config_text(text: str, file: str = "<config>",
                      environ: typing.Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem}", file=file, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
-    if node is None:
-        raise ConfigError("empty configuration (need at least 'meters')", file=file)
-    located = _Located()
-    data = located.convert(node, ())
-    b = _Builder(file, located.lines)
-    if not isinstance(data, dict):
-        raise b.error((), "the top level must be a mapping of sections")
-    if isinstance(data.get("influxdb"), dict):
-        data["influxdb"] = [data["influxdb"]]
-        located.lines.update({(k[0], 0, *k[1:]): v for k, v in list(located.lines.items())
-                              if k and k[0] == "influxdb"})
-    cfg: Config = b.build_dataclass(Config, data, ())
+    cfg, b = load_dataclass(Config, text, file,
+                            empty="empty configuration (need at least 'meters')")
     cfg.path = file
     _validate(b, cfg)
     state_dir = env.get("STATE_DIRECTORY")
