@@ -1,4 +1,4 @@
-"""Pure parts of the sinks: HTTP classification, Retry-After, backoff, body encoding."""
+"""Pure parts of the sinks: HTTP classification, Retry-After, body encoding."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from wattd.sinks.backoff import Backoff
 from wattd.sinks.base import (
     RETRY_AFTER_MAX_S,
     SinkAuthError,
@@ -73,37 +72,6 @@ def test_parse_retry_after() -> None:
     # HTTP date: 30 s after "now".
     now = 1_700_000_000.0
     assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now=now) == pytest.approx(30.0)
-
-
-def test_backoff_grows_caps_and_resets() -> None:
-    backoff = Backoff(initial_s=1.0, max_s=10.0, factor=2.0, jitter=0.0)
-    assert [backoff.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    backoff.reset()
-    assert backoff.next_delay() == 1.0
-
-
-@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999])
-def test_backoff_jitter_bounds(rand: float) -> None:
-    backoff = Backoff(initial_s=4.0, max_s=100.0, jitter=0.25, rng=lambda: rand)
-    delay = backoff.next_delay()
-    assert 3.0 <= delay <= 5.0
-    capped = Backoff(initial_s=100.0, max_s=100.0, jitter=0.25, rng=lambda: rand)
-    assert capped.next_delay() <= 100.0
-
-
-def test_backoff_honours_retry_after_and_floor() -> None:
-    backoff = Backoff(initial_s=0.5, max_s=60.0, jitter=0.0)
-    assert backoff.next_delay(retry_after_s=7.0) == 7.0
-    assert backoff.next_delay(floor_s=30.0) == 30.0
-
-
-def test_backoff_rejects_bad_parameters() -> None:
-    with pytest.raises(ValueError):
-        Backoff(initial_s=0)
-    with pytest.raises(ValueError):
-        Backoff(initial_s=5, max_s=1)
-    with pytest.raises(ValueError):
-        Backoff(jitter=1.0)
 
 
 def test_encode_body() -> None:

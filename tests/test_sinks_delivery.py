@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.servers import InfluxDB1, VictoriaMetrics, free_port
+from wattd.backoff import Backoff
 from wattd.config import InfluxConfig, JournalConfig
 from wattd.journal.cursor import CursorStore
 from wattd.journal.reader import iter_lines
@@ -31,7 +32,6 @@ from wattd.journal.segments import list_segments
 from wattd.journal.writer import Journal
 from wattd.lineprotocol import format_line, parse_line
 from wattd.sinks import make_sink
-from wattd.sinks.backoff import Backoff
 from wattd.sinks.delivery import START, Delivery, uncompressed_backlog_bytes
 
 WAIT_S = 60.0

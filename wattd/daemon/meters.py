@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from wattd.backoff import Backoff
 from wattd.clock.timesource import Clock
 from wattd.config import SERIAL_DRIVERS, MeterConfig
 from wattd.logsetup import get_logger
@@ -24,7 +25,8 @@ from wattd.readings import Reading
 log = get_logger("wattd.meters")
 
 SIMULATED_DEFAULT_POWER_W = 3.5
-RESTART_PAUSE_S = 2.0
+RESTART_FIRST_S = 2.0  # pause before restarting a crashed source, doubling up to:
+RESTART_MAX_S = 30.0
 
 
 class Source(Protocol):
@@ -116,15 +118,20 @@ class MeterSet:
         return UnpacedFeed(source, chip, in_flight=self.unpaced_in_flight)
 
     async def _supervise(self, name: str, source: Source) -> None:
+        backoff = Backoff(RESTART_FIRST_S, RESTART_MAX_S, jitter=0.0)
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            started = loop.time()
             try:
                 await source.run()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.crashes[name] = self.crashes.get(name, 0) + 1
-                log.exception("meter_source_crashed", meter=name, crashes=self.crashes[name])
-                await asyncio.sleep(RESTART_PAUSE_S)
+                pause = backoff.next_restart_delay(loop.time() - started)
+                log.exception("meter_source_crashed", meter=name, crashes=self.crashes[name],
+                              restart_in_s=pause)
+                await asyncio.sleep(pause)
             else:
                 return
 

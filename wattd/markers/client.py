@@ -1,7 +1,7 @@
 """Marker client: send one message over UDP and wait for its reply.
 
-Import-light on purpose (it runs inside benchmark loops): socket, os, time
-and the light wire module only. Retransmissions resend the identical
+Import-light on purpose (it runs inside benchmark loops): socket, os, time,
+the light wire module and the backoff only. Retransmissions resend the identical
 datagram (same ``id``, same ``ts``, same mac), so the daemon treats them as
 one message and answers each with the same reply.
 """
@@ -13,6 +13,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+from wattd.backoff import Backoff
 from wattd.errors import MarkerInputError, WattdError
 from wattd.markers import wire
 
@@ -112,7 +113,7 @@ class MarkerClient:
 
     def exchange(self, data: bytes, msg_id: str) -> wire.Reply:
         deadline = time.monotonic() + self.timeout_s
-        wait_s = FIRST_RETRY_S
+        backoff = Backoff(FIRST_RETRY_S, max_s=float("inf"), jitter=0.0)  # the deadline caps it
         sends = 0
         refused = False
         while True:
@@ -127,8 +128,7 @@ class MarkerClient:
                 except OSError:
                     refused = True
                 sends += 1
-                next_send = now + wait_s
-                wait_s *= 2
+                next_send = now + backoff.next_delay()
                 until = min(next_send, deadline) if sends <= self.retries else deadline
             else:
                 until = deadline

@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from wattd.backoff import Backoff
 from wattd.journal.cursor import CursorStore
 from wattd.journal.reader import iter_blocks
 from wattd.journal.segments import Position, list_segments
 from wattd.logsetup import get_logger
-from wattd.sinks.backoff import Backoff
 from wattd.sinks.base import (
     Sink,
     SinkAuthError,
@@ -50,6 +50,7 @@ log = get_logger("wattd.sinks")
 # Where a new sink starts: before every segment (the whole journal is delivered).
 START = Position(0, 0)
 MAX_BATCH_BYTES = 8 << 20  # keep a request well under InfluxDB 1.x's 25 MB body limit
+RESTART_MAX_S = 60.0  # longest pause before the loop restarts after an internal error
 
 
 def nth_newline(block: bytes, k: int) -> int:
@@ -181,7 +182,9 @@ class Delivery:
     async def run(self) -> None:
         """Deliver until `stop()`. An unexpected error (a bug, an unreadable journal
         file) is logged and the loop restarts from the cursor: never a crash."""
+        restart = Backoff(max(0.001, min(self.auth_retry_s, 5.0)), RESTART_MAX_S, jitter=0.0)
         while True:
+            started = self._clock()
             try:
                 await self._run_once()
             except Exception:  # delivery must outlive its own bugs (logged, restarted)
@@ -191,7 +194,7 @@ class Delivery:
                 self.last_error_at = time.time()
                 self._close_iter()
                 self._buf, self._buf_lines, self._buf_bytes, self._buf_since = [], 0, 0, None
-                await asyncio.sleep(min(self.auth_retry_s, 5.0))
+                await asyncio.sleep(restart.next_restart_delay(self._clock() - started))
                 if self._stopping:
                     return
                 continue

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import wattd
+from wattd.backoff import Backoff
 from wattd.config import InfluxConfig, LogConfig
 from wattd.journal.cursor import CursorStore
 from wattd.journal.segments import Position
@@ -78,7 +79,7 @@ class DeliveryProcess:
 
     async def run(self) -> None:
         """Start the process; restart it whenever it dies unasked."""
-        pause = RESTART_FIRST_S
+        backoff = Backoff(RESTART_FIRST_S, RESTART_MAX_S, jitter=0.0)
         while not self._stopping:
             started = time.monotonic()
             code: int | str
@@ -91,15 +92,13 @@ class DeliveryProcess:
                 break
             self.state = "restarting"
             self.restarts += 1
-            if time.monotonic() - started > 60.0:
-                pause = RESTART_FIRST_S
+            pause = backoff.next_restart_delay(time.monotonic() - started)
             self._child["last_error"] = f"delivery process exited with code {code}"
             self._child["last_error_at"] = time.time()
             log.error("delivery_process_exited", sink=self.name, code=code,
                       restart_in_s=pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_requested.wait(), pause)
-            pause = min(RESTART_MAX_S, pause * 2)
         self.state = "stopped"
 
     async def _run_child(self) -> int:

@@ -15,8 +15,8 @@ With ``cf1_pin`` and ``sel_pin`` (HLW8012/BL0937) the source flips SEL every
 ``sel_current_high`` says which SEL level selects current on this board.
 
 A pin that cannot be claimed (already in use, no GPIO chip, permission) is a
-counted, logged error; the source retries every ``retry_s`` and the daemon
-goes on with its other meters.
+counted, logged error; the source retries after ``retry_s``, doubling up to
+``PIN_RETRY_MAX_S``, and the daemon goes on with its other meters.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from wattd.backoff import Backoff
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
 from wattd.config import MeterConfig
 from wattd.logsetup import get_logger
@@ -44,6 +45,7 @@ from wattd.readings import Reading
 log = get_logger("wattd.sources.pulse")
 
 CALIBRATION_KEYS = ("amps_per_hz", "volts_per_hz")
+PIN_RETRY_MAX_S = 30.0  # a pin that stays busy is retried at least this often
 
 
 class PulseSource:
@@ -67,7 +69,7 @@ class PulseSource:
         self.pin_factory = pin_factory
         self.sample_interval_s = sample_interval_s
         self.cf1_window_s = cf1_window_s
-        self.retry_s = retry_s
+        self._retry = Backoff(retry_s, max(retry_s, PIN_RETRY_MAX_S), jitter=0.0)
         debounce_ns = int(cfg.debounce_ms * 1_000_000)
         self.power = PulsePower(joules_per_pulse(
             joules_per_pulse=cfg.joules_per_pulse, pulses_per_kwh=cfg.pulses_per_kwh,
@@ -121,9 +123,10 @@ class PulseSource:
             self.errors["pin_error"] += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("pulse_pin_error", meter=self.name, error=self.last_error,
-                      retry_s=self.retry_s)
+                      retry_in_s=self._retry.base_delay_s)
             return False
         self._devices = opened
+        self._retry.reset()
         self._cf1_switch_ns = self.clock.boottime_ns()
         log.info("pulse_open", meter=self.name, pin=str(self.cfg.pin),
                  cf1_pin=None if self.cf1 is None else str(self.cfg.cf1_pin))
@@ -194,7 +197,7 @@ class PulseSource:
         try:
             while not self._stop.is_set():
                 if not self.open():
-                    await self._sleep(self.retry_s)
+                    await self._sleep(self._retry.next_delay())
                     continue
                 interval_ns = int(self.sample_interval_s * 1e9)
                 next_ns = self.clock.boottime_ns() + interval_ns

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from wattd.backoff import Backoff
+
 
 class LinkState(StrEnum):
     CONNECTING = "connecting"
@@ -24,23 +26,20 @@ class LinkState(StrEnum):
 
 
 class Reconnector:
-    """Capped exponential backoff with jitter: 0.5 s doubling to 30 s by default."""
+    """A port's link state and its retry delays (a Backoff: 0.5 s doubling to 30 s
+    by default, reset on connect), with a clean stop that cuts a wait short."""
 
     def __init__(self, name: str, *, initial_s: float = 0.5, max_s: float = 30.0,
                  factor: float = 2.0, jitter: float = 0.2, rng: random.Random | None = None,
                  log: Any = None) -> None:
         self.name = name
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.factor = factor
-        self.jitter = jitter
+        self.backoff = Backoff(initial_s, max_s, factor, jitter,
+                               rng=(rng or random.Random()).random)  # noqa: S311 - jitter
         self.state = LinkState.CONNECTING
         self.reconnects = 0  # successful connections after the first
         self.failures = 0  # failed attempts in the current series
         self.last_error = ""
-        self._delay_s = initial_s
         self._ever_connected = False
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._stopped = asyncio.Event()
         self._log = log or structlog.get_logger("wattd.sources")
 
@@ -49,7 +48,7 @@ class Reconnector:
             self.reconnects += 1
         self._ever_connected = True
         self.failures = 0
-        self._delay_s = self.initial_s
+        self.backoff.reset()
         self._set(LinkState.CONNECTED)
         self._log.info("meter port connected", meter=self.name, reconnects=self.reconnects)
 
@@ -66,15 +65,13 @@ class Reconnector:
         if self.state is not LinkState.RETRYING:
             self._set(LinkState.RETRYING)
             self._log.warning("meter port unavailable, retrying", meter=self.name,
-                              reason=reason, retry_in_s=round(self._delay_s, 2))
+                              reason=reason, retry_in_s=round(self.backoff.base_delay_s, 2))
         else:
             self._log.debug("meter port still unavailable", meter=self.name, reason=reason,
                             failures=self.failures)
 
     def next_delay_s(self) -> float:
-        delay = self._delay_s * (1.0 + self.jitter * (2 * self._rng.random() - 1))
-        self._delay_s = min(self.max_s, self._delay_s * self.factor)
-        return max(0.0, min(delay, self.max_s))
+        return self.backoff.next_delay()
 
     async def wait(self) -> bool:
         """Sleep the backoff delay; False once stopped (then do not retry)."""
