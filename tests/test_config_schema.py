@@ -109,3 +109,31 @@ def test_secret_files_are_read_and_stripped(tmp_path: Path) -> None:
 )
 def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen(text) == expected
+
+
+def test_driver_names_come_from_the_registry() -> None:
+    from wattd.protocols.registry import driver_names, serial_driver_names
+
+    for driver in serial_driver_names():
+        cfg = load_config_text(f"meters: [{{name: a, driver: {driver}, port: /dev/x}}]",
+                               environ={})
+        assert cfg.meters[0].driver == driver
+    with pytest.raises(ConfigError) as info:
+        load_config_text("meters: [{name: a, driver: nope, port: /dev/x}]", environ={})
+    assert f"one of {', '.join(driver_names())}" in str(info.value)
+
+
+def test_unreadable_or_empty_secret_files_are_config_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    cfg = load_config_text(
+        f"meters: [{{name: a, port: x}}]\nmarkers: {{secret_file: {empty}}}\n"
+        f"influxdb: {{url: 'http://127.0.0.1:1', bucket: b, token_file: {empty},"
+        f" username: u, password_file: {tmp_path / 'missing'}}}\n", environ={})
+    with pytest.raises(ConfigError, match="is empty") as info:
+        _ = cfg.markers.secret
+    assert info.value.key == "markers.secret_file"
+    assert cfg.influxdb[0].token() == ""  # an empty token is the database's to refuse
+    with pytest.raises(ConfigError, match="cannot read secret file") as info:
+        cfg.influxdb[0].password()
+    assert info.value.key == "influxdb.password_file"

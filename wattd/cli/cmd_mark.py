@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_secret(path: str | None) -> bytes | None:
-    from wattd.markers.wire import read_secret
+    from wattd.secretfile import read_secret
 
     if not path:
         return None

@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.netaddr import split_host_port
 
 NTP_PORT = 123
 NTP_PACKET = struct.Struct("!BBbb II 4s QQQQ")  # 48 bytes
@@ -108,29 +109,7 @@ def parse_reply(data: bytes, nonce: int, t1_ns: int, t4_ns: int,
 
 def parse_server(text: str) -> tuple[str, int]:
     """'host', 'host:port', '[v6]:port' or a bare IPv6 address -> (host, port)."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty server address")
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"bad server {text!r}: missing ']'")
-        host, rest = text[1:end], text[end + 1:]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"bad server {text!r}")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, ""
-    if not host:
-        raise ValueError(f"bad server {text!r}: no host")
-    port = NTP_PORT
-    if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise ValueError(f"bad port in {text!r}")
-        port = int(port_text)
-    return host, port
+    return split_host_port(text, NTP_PORT)
 
 
 def query(host: str, port: int = NTP_PORT, *, timeout_s: float = 2.0, attempts: int = 2,

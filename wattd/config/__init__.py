@@ -21,8 +21,8 @@ from wattd.config.schema import (
     default_config_path,
     load_config,
     load_config_text,
-    parse_listen,
 )
+from wattd.netaddr import parse_listen
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

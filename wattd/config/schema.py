@@ -18,10 +18,13 @@ from typing import Literal
 
 from wattd.config.loader import NOT_A_KEY, ONE_OR_MANY, DocumentBuilder, load_dataclass
 from wattd.errors import ConfigError
+from wattd.netaddr import parse_listen
+from wattd.protocols.registry import driver_names, serial_driver_names
+from wattd.secretfile import read_secret
 
 DEFAULT_CONFIG_PATH = "/etc/wattd/config.yaml"
-DRIVERS = ("gb202", "hlw8032", "cse7766", "bl0940", "bl0942", "pulse", "simulated")
-SERIAL_DRIVERS = ("gb202", "hlw8032", "cse7766", "bl0940", "bl0942")
+DRIVERS = driver_names()
+SERIAL_DRIVERS = serial_driver_names()
 
 
 @dataclass(slots=True)
@@ -80,10 +83,11 @@ class MarkersConfig:
 
     @property
     def secret(self) -> bytes | None:
-        """The shared secret: the file's content, surrounding whitespace stripped, UTF-8."""
+        """The shared secret (``wattd.secretfile.read_secret``); ConfigError when the
+        file cannot be read or is empty."""
         if self.secret_file is None:
             return None
-        return _read_secret_file(self.secret_file, "markers.secret_file").encode("utf-8")
+        return _read_secret_file(self.secret_file, "markers.secret_file")
 
     def effective_holdback_ms(self, frame_period_ms: float = 110.0) -> float:
         if self.holdback_ms is not None:
@@ -123,12 +127,14 @@ class InfluxConfig:
     def token(self) -> str | None:
         """v2 token: `token_file`, else $WATTD_INFLUX_TOKEN."""
         if self.token_file:
-            return _read_secret_file(self.token_file, "influxdb.token_file")
+            return _read_secret_file(self.token_file, "influxdb.token_file",
+                                     allow_empty=True).decode("utf-8")
         return os.environ.get("WATTD_INFLUX_TOKEN") or None
 
     def password(self) -> str | None:
         if self.password_file:
-            return _read_secret_file(self.password_file, "influxdb.password_file")
+            return _read_secret_file(self.password_file, "influxdb.password_file",
+                                     allow_empty=True).decode("utf-8")
         return None
 
     @property
@@ -179,11 +185,13 @@ class Config:
         raise KeyError(name)
 
 
-def _read_secret_file(path: str, key: str) -> str:
+def _read_secret_file(path: str, key: str, *, allow_empty: bool = False) -> bytes:
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return read_secret(path, allow_empty=allow_empty)
     except OSError as exc:
         raise ConfigError(f"cannot read secret file {path!r}: {exc.strerror}", key=key) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=key) from None
 
 
 def _check_listen(b: DocumentBuilder, markers: MarkersConfig) -> None:
@@ -197,33 +205,6 @@ def _check_listen(b: DocumentBuilder, markers: MarkersConfig) -> None:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise b.error(("markers", "allow", i), f"not a CIDR network: {cidr!r}") from None
-
-
-def parse_listen(text: str, default_port: int = 9288) -> tuple[str, int]:
-    """'127.0.0.1:9288', '[::]:9288', '0.0.0.0', '[::1]' -> (host, port)."""
-    text = text.strip()
-    host, port_text = text, ""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"bad address {text!r}: missing ']'")
-        host, rest = text[1:end], text[end + 1:]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"bad address {text!r}")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise ValueError(f"bad address {text!r}: host must be an IP address") from None
-    port = default_port
-    if port_text:
-        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            raise ValueError(f"bad port in {text!r}")
-        port = int(port_text)
-    return host, port
 
 
 def _validate(b: DocumentBuilder, cfg: Config) -> None:

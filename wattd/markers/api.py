@@ -27,7 +27,8 @@ from wattd.markers.client import (
     MarkerRefusedError,
     NoReplyError,
 )
-from wattd.markers.wire import Reply, read_secret
+from wattd.markers.wire import Reply
+from wattd.secretfile import read_secret
 
 __all__ = ["MarkerRefusedError", "NoReplyError", "Run", "mark", "run"]
 

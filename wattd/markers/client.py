@@ -1,7 +1,7 @@
 """Marker client: send one message over UDP and wait for its reply.
 
 Import-light on purpose (it runs inside benchmark loops): socket, os, time,
-the light wire module and the backoff only. Retransmissions resend the identical
+the light wire module, the backoff and the address parser only. Retransmissions resend the identical
 datagram (same ``id``, same ``ts``, same mac), so the daemon treats them as
 one message and answers each with the same reply.
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from wattd.backoff import Backoff
 from wattd.errors import MarkerInputError, WattdError
 from wattd.markers import wire
+from wattd.netaddr import split_host_port
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -46,25 +47,7 @@ def parse_target(text: str | None) -> tuple[str, int]:
     ``$WATTD_MARKER``, then 127.0.0.1:9288."""
     if not text:
         text = os.environ.get("WATTD_MARKER") or f"{DEFAULT_HOST}:{wire.DEFAULT_PORT}"
-    text = text.strip()
-    port = wire.DEFAULT_PORT
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad address {text!r}")
-        if rest:
-            port = _port(rest[1:], text)
-        return host, port
-    if text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        return host, _port(port_text, text)
-    return text, port  # a host name, an IPv4 address or a bare IPv6 address
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"bad port in {whole!r}")
-    return int(text)
+    return split_host_port(text, wire.DEFAULT_PORT)
 
 
 def new_id() -> str:

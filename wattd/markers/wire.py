@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wattd.errors import MarkerInputError
+from wattd.secretfile import read_secret as read_secret  # noqa: PLC0414 - the server's re-export
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -181,15 +182,6 @@ def verify(secret: bytes, signed: bytes, mac_hex: str) -> bool:
     import hmac
 
     return hmac.compare_digest(sign(secret, signed), mac_hex.lower())
-
-
-def read_secret(path: str) -> bytes:
-    """The secret is the file's content with surrounding whitespace stripped."""
-    with open(path, "rb") as fh:
-        secret = fh.read().strip()
-    if not secret:
-        raise ValueError(f"secret file {path} is empty")
-    return secret
 
 
 # --------------------------------------------------------------------------- replies

@@ -81,6 +81,16 @@ def serial_driver_names() -> tuple[str, ...]:
     return tuple(sorted(DRIVERS))
 
 
+# Drivers that are not a chip on a serial port: GPIO pulse counting
+# (wattd.protocols.pulse) and a simulated chip served on a pty.
+OTHER_DRIVERS: tuple[str, ...] = ("pulse", "simulated")
+
+
+def driver_names() -> tuple[str, ...]:
+    """Every ``driver`` a meter's config may name."""
+    return (*serial_driver_names(), *OTHER_DRIVERS)
+
+
 # --------------------------------------------------------------- HLW8032 family
 def _hlw8032_factory(spec: DriverSpec, calibration: Mapping[str, float],
                      plausible: RangesLike | None, byte_time_ns: int, address: int) -> Decoder:

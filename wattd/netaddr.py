@@ -1,0 +1,50 @@
+"""Host and port from text, the one parser for every address wattd reads: marker
+listen addresses, the marker client's target, SNTP servers.
+
+Accepted: ``HOST``, ``HOST:PORT``, ``[V6]:PORT``, ``[V6]`` and a bare IPv6
+address. Pure and import-light (the marker client uses it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def split_host_port(text: str, default_port: int, *,
+                    allow_port_zero: bool = False) -> tuple[str, int]:
+    """``(host, port)``; ``default_port`` where the text has none. Port 0 (bind
+    to any free port) only with ``allow_port_zero``. ValueError names the text."""
+    text = text.strip()
+    if text.startswith("["):
+        host, closed, rest = text[1:].partition("]")
+        if not closed:
+            raise ValueError(f"bad address {text!r}: missing ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"bad address {text!r}")
+        has_port, port_text = bool(rest), rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        has_port = True
+    else:  # a host name, an IPv4 address or a bare IPv6 address
+        host, has_port, port_text = text, False, ""
+    if not host:
+        raise ValueError(f"bad address {text!r}: no host")
+    if not has_port:
+        return host, default_port
+    lowest = 0 if allow_port_zero else 1
+    if not port_text.isdigit() or not lowest <= int(port_text) <= 65535:
+        raise ValueError(f"bad port in {text!r}")
+    return host, int(port_text)
+
+
+def parse_listen(text: str, default_port: int = 9288) -> tuple[str, int]:
+    """A listen address: '127.0.0.1:9288', '[::]:9288', '0.0.0.0', '[::1]' -> (host,
+    port). The host must be an IP address (or ``localhost``); port 0 binds any."""
+    host, port = split_host_port(text, default_port, allow_port_zero=True)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"bad address {text.strip()!r}: host must be an IP address"
+                             ) from None
+    return host, port
