@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wattd.protocols.base import DecodeError, Event, Measurement
-from wattd.protocols.hlw8032 import HLW8032Decoder
+from wattd.protocols.hlw8032 import HLW8032Decoder, encode_frame
 from wattd.protocols.plausible import Plausible
 from wattd.protocols.registry import get_driver
 
@@ -25,6 +25,17 @@ def frame(*, state: int = 0x55, vpar: int = 190_200, vreg: int = 827, ipar: int 
     body += bytes((update,)) + pf.to_bytes(2, "big")
     checksum = (sum(body) + (1 if bad_checksum else 0)) & 0xFF
     return bytes((state, check)) + body + bytes((checksum,))
+
+
+def test_encoder_builds_the_frames_the_decoder_reads() -> None:
+    regs = {"vpar": 190_200, "vreg": 827, "ipar": 16_400, "ireg": 40_000, "ppar": 5_351_000,
+            "preg": 53_510, "update": 0x71}
+    encoded = encode_frame(state=0x55, pf=0x1_0007, **regs)
+    assert encoded == frame(pf=7, **regs)  # the counter goes on the wire modulo 65536
+    [m] = measurements(HLW8032Decoder("cse7766").feed(encoded, NS))
+    assert m.voltage_v == pytest.approx(190_200 / 827)
+    assert m.power_w == pytest.approx(5_351_000 / 53_510)
+    assert encode_frame(state=0xF2, pf=0, **regs)[0] == 0xF2
 
 
 def measurements(events: list[Event]) -> list[Measurement]:

@@ -300,3 +300,12 @@ class HLW8032Decoder:
             return 2.0
         elapsed_ns = max(t_ns - self._prev_frame_ns, PULSE_GUARD_FLOOR_NS)
         return self._p_hi * elapsed_ns * 1e-9 / joules_per_pulse + 2
+
+
+def encode_frame(*, state: int, vpar: int, vreg: int, ipar: int, ireg: int, ppar: int,
+                 preg: int, update: int, pf: int) -> bytes:
+    """The 24-byte frame a chip sends for these register values (the simulator's
+    side of the decoder above). Registers are 24-bit, ``pf`` is taken modulo 65536."""
+    body = b"".join(v.to_bytes(3, "big") for v in (vpar, vreg, ipar, ireg, ppar, preg))
+    body += bytes((update,)) + (pf % PF_MODULO).to_bytes(2, "big")
+    return bytes((state, CHECK_BYTE)) + body + bytes((sum(body) & 0xFF,))

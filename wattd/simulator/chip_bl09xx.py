@@ -20,7 +20,6 @@ from collections.abc import Mapping
 
 from wattd.protocols.bl09xx import (
     CF_CNT_MODULO,
-    FULL_PACKET,
     J_PER_KWH,
     BL09xxDecoder,
     encode_answer,
@@ -91,7 +90,7 @@ class PolledChipModel:
         self._advance(t_s)
         self._pending += data
         answers: list[bytes] = []
-        request = bytes((self.codec.read_command, FULL_PACKET))
+        request = self.codec.poll_request()  # the host's request, as wattd encodes it
         while True:
             at = self._pending.find(request)
             if at < 0:

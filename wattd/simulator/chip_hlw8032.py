@@ -21,6 +21,17 @@ from __future__ import annotations
 
 import random
 
+from wattd.protocols.hlw8032 import (
+    FLAG_NO_LOAD,
+    PF_MODULO,
+    STATE_FLAGS,
+    STATE_NORMAL,
+    UPDATE_CURRENT,
+    UPDATE_PF_TOGGLE,
+    UPDATE_POWER,
+    UPDATE_VOLTAGE,
+    encode_frame,
+)
 from wattd.simulator.power_profile import PowerSource
 
 FRAME_INTERVAL_S = 0.104  # published logs show 103-106 ms between frames
@@ -86,8 +97,8 @@ class ChipModel:
                 self._period_s = pulse_t - self._last_pulse_s
                 self._last_pulse_s = pulse_t
                 self.pulses += 1
-                if self.pulses % 0x10000 == 0:
-                    self.toggle ^= 0x80
+                if self.pulses % PF_MODULO == 0:
+                    self.toggle ^= UPDATE_PF_TOGGLE
                 self._pulsed = True
                 after -= jpp
                 before = 0.0
@@ -104,11 +115,11 @@ class ChipModel:
             self._advance(t_s)
         power = self.power.power_at(t_s)
         voltage = self.voltage_v + self._rng.gauss(0.0, self.voltage_noise_v)
-        update = 0x40 | self.toggle | 0x01  # bit 0 is set in every published frame
+        update = UPDATE_VOLTAGE | self.toggle | 0x01  # bit 0 is set in every published frame
         silence_us = (t_s - self._last_pulse_s) * 1e6
         no_load = silence_us > REG_MAX
         if self._pulsed and not no_load:
-            update |= 0x10
+            update |= UPDATE_POWER
             preg = round(self._period_s * 1e6)
         else:
             preg = round(silence_us)  # the period in progress
@@ -117,10 +128,9 @@ class ChipModel:
         ireg = REG_MAX
         if current > 0 and self.ipar * self.ki / current <= REG_MAX:
             ireg = round(self.ipar * self.ki / current)
-            update |= 0x20
+            update |= UPDATE_CURRENT
         vreg = min(REG_MAX, max(1, round(self.vpar * self.kv / voltage)))
-        state = 0xF2 if no_load else 0x55
-        body = b"".join(v.to_bytes(3, "big") for v in (
-            self.vpar, vreg, self.ipar, ireg, self.ppar, min(REG_MAX, max(1, preg))))
-        body += bytes((update,)) + (self.pulses & 0xFFFF).to_bytes(2, "big")
-        return bytes((state, 0x5A)) + body + bytes((sum(body) & 0xFF,))
+        state = (STATE_FLAGS | FLAG_NO_LOAD) if no_load else STATE_NORMAL
+        return encode_frame(state=state, vpar=self.vpar, vreg=vreg, ipar=self.ipar, ireg=ireg,
+                            ppar=self.ppar, preg=min(REG_MAX, max(1, preg)), update=update,
+                            pf=self.pulses)
