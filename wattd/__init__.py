@@ -14,7 +14,8 @@ __all__ = ["__version__", "mark", "run"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `wattd.run` / `wattd.mark` live in wattd.markers.api (issue 3).
+    # Lazy: `wattd.run` / `wattd.mark` live in wattd.markers.api, which `import wattd`
+    # must not pay for.
     if name in ("run", "mark"):
         from wattd.markers import api
 

@@ -34,10 +34,6 @@ class InputError(WattdError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-class MeterInputError(InputError):
-    """A meter sent bytes that do not decode; `reason` is a counter name."""
-
-
 class MarkerInputError(InputError):
     """A marker datagram is malformed or refused; `reason` is the reply code."""
 

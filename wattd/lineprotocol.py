@@ -26,9 +26,6 @@ class Point:
     fields: dict[str, FieldValue] = field(default_factory=dict)
     t_ns: int = 0
 
-    def to_line(self) -> str:
-        return format_line(self.measurement, self.tags, self.fields, self.t_ns)
-
 
 _MEAS_ESC = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY_ESC = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})

@@ -36,7 +36,6 @@ class InfluxTarget:
     database: str
     api: str = "v1"
     username: str | None = None
-    uses_password: bool = False
     verify_tls: bool = True
     ca_file: str | None = None
 
@@ -44,7 +43,7 @@ class InfluxTarget:
     def from_config(cls, cfg: InfluxConfig) -> InfluxTarget:
         database = (cfg.bucket if cfg.api == "v2" else cfg.database) or "wattd"
         return cls(url=cfg.url, database=database, api=cfg.api, username=cfg.username,
-                   uses_password=bool(cfg.password_file), verify_tls=cfg.verify_tls,
+                   verify_tls=cfg.verify_tls,
                    ca_file=cfg.ca_file)
 
 

@@ -280,8 +280,8 @@ class Journal:
         await self._sync_now()
         # Open the next segment before closing this one: cancelled at any await here
         # (the pipeline writer is cancelled at shutdown, possibly mid-append), the
-        # journal still holds an open file and a consistent position; the old
-        # order left a closed file behind and the shutdown drain failed on it.
+        # journal still holds an open file and a consistent position, never a closed
+        # file the shutdown drain would fail on.
         new_file = await aiofiles.open(self.dir / segment_name(self._segment + 1), "ab",
                                        buffering=0)
         closed = self._segment

@@ -6,8 +6,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from wattd.errors import MeterInputError
-
 Status = Literal["ok", "no_load"]
 
 
@@ -40,9 +38,6 @@ class DecodeError:
     reason: str  # counter name: checksum, check_byte, uncalibrated, state_error, implausible, ...
     detail: str = ""
     t_ns: int = 0
-
-    def as_exception(self) -> MeterInputError:
-        return MeterInputError(self.reason, self.detail)
 
 
 Event = Measurement | DecodeError

@@ -282,8 +282,3 @@ def encode_answer(decoder: BL09xxDecoder, *, voltage_v: float, current_a: float,
             min(0xFFFF, round(1e6 / frequency_hz)).to_bytes(2, "little"))
     frame[-1] = checksum(decoder.read_command, bytes(frame[:-1]))
     return bytes(frame)
-
-
-def cf_counts(decoder: BL09xxDecoder, energy_j: float) -> int:
-    """CF_CNT value for a cumulative energy (simulator): counts = kWh x reference."""
-    return int(energy_j / J_PER_KWH * abs(decoder.references.energy)) % CF_CNT_MODULO

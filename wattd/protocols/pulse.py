@@ -88,10 +88,6 @@ class PulsePower:
         self._estimate_w: float | None = None
 
     @property
-    def last_pulse_ns(self) -> int | None:
-        return self._last_ns
-
-    @property
     def energy_j(self) -> float:
         return self.pulses * self.joules_per_pulse
 

@@ -105,10 +105,6 @@ class PtyMeterServer:
                         os.close(fd)
             self._master = self._slave = None
 
-    @property
-    def plugged(self) -> bool:
-        return self._master is not None
-
     # ------------------------------------------------------------------ serve
     def start(self) -> PtyMeterServer:
         self._thread = threading.Thread(target=self.serve, name=f"sim {self.port_path}",

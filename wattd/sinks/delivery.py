@@ -163,21 +163,12 @@ class Delivery:
         """The journal position up to which the database acknowledged."""
         return self._cursor
 
-    @property
-    def avg_line_bytes(self) -> float:
-        return self._avg_line_bytes
-
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.get_running_loop().create_task(self.run(),
                                                             name=f"delivery-{self.name}")
         return self._task
-
-    def attach(self, task: asyncio.Task[None] | None) -> None:
-        """Adopt a task running `run()` that someone else created (the daemon)."""
-        if task is not None:
-            self._task = task
 
     async def run(self) -> None:
         """Deliver until `stop()`. An unexpected error (a bug, an unreadable journal

@@ -43,7 +43,6 @@ class SerialSource:
                  settings: SerialSettings | None = None, latency_ms: float = 0.0,
                  clock: Clock = SYSTEM_CLOCK, static_tags: Mapping[str, str] | None = None,
                  poll_interval_s: float | None = None,
-                 clock_synced: Callable[[], bool] | None = None,
                  reconnector: Reconnector | None = None, log: Any = None) -> None:
         self.name = name
         self.port = port
@@ -58,7 +57,6 @@ class SerialSource:
         self.poll_interval_s = poll_interval_s
         self._on_reading = on_reading
         self._on_error = on_error
-        self._clock_synced = clock_synced or (lambda: True)
         self._log = log or structlog.get_logger("wattd.sources")
         self.reconnector = reconnector or Reconnector(name, log=self._log)
         self.bytes_read = 0
@@ -282,9 +280,10 @@ class SerialSource:
         # Positional, in Reading's field order (meter, t_ns, t_boot_ns, power_w,
         # voltage_v, current_a, apparent_va, power_factor, energy_j, status,
         # clock_synced, tags): keywords cost more than the rest of this method.
+        # clock_synced is the clock gate's to set, when the reading enters the pipeline.
         reading = Reading(self.name, t_ns, t_ns + offset_ns, m.power_w, m.voltage_v,
                           m.current_a, m.apparent_va, m.power_factor, m.energy_j, m.status,
-                          self._clock_synced(), dict(self.static_tags))
+                          True, dict(self.static_tags))
         self.readings += 1
         self._last_reading_boot_ns = reading.t_boot_ns
         self._on_reading(reading)
@@ -378,8 +377,7 @@ class MeterLike(Protocol):
 def make_serial_source(meter: MeterLike, *, port: str, driver: str,
                        on_reading: Callable[[Reading], None],
                        on_error: Callable[[DecodeError], None] | None = None,
-                       clock: Clock = SYSTEM_CLOCK,
-                       clock_synced: Callable[[], bool] | None = None) -> SerialSource:
+                       clock: Clock = SYSTEM_CLOCK) -> SerialSource:
     """A source for one configured serial meter (``driver`` may differ from the config's,
     e.g. ``gb202`` for a ``simulated`` meter). Raises ConfigError for a bad driver or
     calibration key."""
@@ -392,5 +390,4 @@ def make_serial_source(meter: MeterLike, *, port: str, driver: str,
     return SerialSource(
         meter.name, port, spec, decoder, on_reading=on_reading, on_error=on_error,
         settings=settings, latency_ms=meter.latency_ms, clock=clock,
-        static_tags=meter.tags, poll_interval_s=meter.poll_interval_s if spec.polled else None,
-        clock_synced=clock_synced)
+        static_tags=meter.tags, poll_interval_s=meter.poll_interval_s if spec.polled else None)
