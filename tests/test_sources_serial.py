@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from wattd.protocols.base import DecodeError, Measurement
+from wattd.protocols.base import DecodeError
 from wattd.protocols.registry import get_driver
 from wattd.readings import Reading
 from wattd.simulator.meter import make_chip, start_simulated_meter
@@ -47,13 +48,29 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> No
 
 
 def make_source(port: str, readings: list[Reading], errors: list[DecodeError] | None = None,
-                latency_ms: float = 2.0) -> SerialSource:
+                latency_ms: float = 2.0, *, vmin_wakeups: bool = True) -> SerialSource:
     spec = get_driver("cse7766")
     return SerialSource(
         "plug", port, spec, spec.make_decoder(), on_reading=readings.append,
         on_error=(errors.append if errors is not None else None), latency_ms=latency_ms,
-        clock=OffsetClock(), static_tags={"room": "lab"},
+        clock=OffsetClock(), static_tags={"room": "lab"}, vmin_wakeups=vmin_wakeups,
         reconnector=fast_reconnector("plug"))
+
+
+def chip_frame(power_w: float = 80.0) -> bytes:
+    return make_chip("cse7766", power_w=power_w, seed=3).frame_at(1.0)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, str]]:
+    """A pseudo-terminal: the master (the meter's end) and the slave's path."""
+    master, slave = os.openpty()
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 async def test_readings_from_a_simulated_meter_on_a_pty(tmp_path: Path) -> None:
@@ -83,8 +100,7 @@ async def test_readings_from_a_simulated_meter_on_a_pty(tmp_path: Path) -> None:
 def test_stamp_is_last_byte_arrival_minus_wire_time_minus_latency() -> None:
     readings: list[Reading] = []
     source = make_source("/nonexistent", readings, latency_ms=3.5)
-    m = Measurement(t_ns=10_000_000_000, frame_bytes=24, power_w=5.0)
-    source._dispatch([m], real_ns=10_000_000_000, boot_ns=20_000_000_000)
+    source.feed(chip_frame(5.0), real_ns=10_000_000_000, boot_ns=20_000_000_000)
     [r] = readings
     assert r.t_ns == 10_000_000_000 - 55_000_000 - 3_500_000
     assert r.t_boot_ns == r.t_ns + 10_000_000_000
@@ -95,7 +111,7 @@ def test_feed_decodes_bytes_read_at_a_clock_pair() -> None:
     in two reads gives one reading, stamped from the second read's clock pair."""
     readings: list[Reading] = []
     source = make_source("/nonexistent", readings, latency_ms=0.0)
-    frame = make_chip("cse7766", power_w=80.0, seed=3).frame_at(1.0)  # type: ignore[union-attr]
+    frame = chip_frame()
     source.feed(frame[:10], 5_000_000_000, 9_000_000_000)
     assert readings == []
     source.feed(frame[10:], 6_000_000_000, 10_000_000_000)
@@ -112,8 +128,9 @@ def test_a_failing_reading_handler_is_counted_not_fatal() -> None:
 
     spec = get_driver("cse7766")
     source = SerialSource("plug", "/x", spec, spec.make_decoder(), on_reading=boom)
-    source._dispatch([Measurement(t_ns=1, frame_bytes=24, power_w=1.0)], 1, 1)
-    assert source.handler_errors == 1
+    source.feed(chip_frame(), 1, 1)
+    source.feed(chip_frame(), 2, 2)  # the source goes on after a handler failed
+    assert source.handler_errors == 2
 
 
 async def test_unplug_and_replug_reconnects(tmp_path: Path) -> None:
@@ -174,39 +191,36 @@ def test_make_serial_source_from_a_meter_config() -> None:
     assert source.decoder.driver == "gb202"
 
 
-@pytest.mark.parametrize(("first", "second", "sleeps"), [
-    (2, 21, [True, False]),  # byte by byte: sleep through the frame once, read the last byte
-    (4, 16, [True, False]),  # 4-byte chunks: after the bulk read, one chunk to go: stay
-    (12, 8, [False, False]),  # half the frame already in: two chunks to go, no sleep
+@pytest.mark.parametrize(("first", "second", "pauses"), [
+    (2, 21, [1, 1]),  # 2 bytes in: sleep through the frame once, read the rest on waking
+    (4, 16, [1, 1]),  # 4-byte chunks: after the bulk read, one chunk to go: stay
+    (12, 8, [0, 0]),  # half the frame already in: two chunks to go, no sleep
 ])
-async def test_sleep_through_frame_only_when_it_saves_reads(first: int, second: int,
-                                                            sleeps: list[bool]) -> None:
-    """Sleeping through a frame (remove the reader, a timer, re-add it) is done only
-    while more than two reads of the size just seen are still to come; whatever
-    happens, the reader is back for the frame's last byte."""
+async def test_reader_sleeps_through_a_frame_only_when_it_saves_reads(
+        pty: tuple[int, str], first: int, second: int, pauses: list[int]) -> None:
+    """With a wake-up per chunk (no VMIN), the reader stops watching the port while
+    more than two reads of the size just seen are still to come. Bytes written while
+    it sleeps are read when it wakes, and it is back for the frame's last byte."""
+    master, path = pty
     readings: list[Reading] = []
-    source = make_source("/nonexistent", readings, latency_ms=0.0)
-    frame = make_chip("cse7766", power_w=80.0, seed=3).frame_at(1.0)  # type: ignore[union-attr]
-    loop = asyncio.get_running_loop()
-    read_fd, write_fd = os.pipe()
-    source._fd = read_fd
-    loop.add_reader(read_fd, source._on_readable, read_fd)
+    source = make_source(path, readings, latency_ms=0.0, vmin_wakeups=False)
+    task = asyncio.create_task(source.run())
+    frame = chip_frame()
     try:
-        got: list[bool] = []
+        await wait_for(lambda: source.reconnector.state is LinkState.CONNECTED)
+        got: list[int] = []
         at = 0
         for size in (first, second):
-            source.feed(frame[at:at + size], 1_000_000_000, 2_000_000_000)
+            os.write(master, frame[at:at + size])
             at += size
-            source._sleep_through_frame(read_fd, size)
-            got.append(source._resume is not None)
-            if source._resume is not None:
-                source._resume.cancel()
-                source._resume_reading(read_fd)
-        assert got == sleeps
-        assert read_fd in loop._selector.get_map()  # type: ignore[attr-defined]
-        source.feed(frame[at:], 1_000_000_000, 2_000_000_000)
-        assert len(readings) == 1
+            await wait_for(lambda n=at: source.bytes_read == n)
+            got.append(source.reader_pauses)
+        assert got == pauses
+        assert readings == []
+        os.write(master, frame[at:])
+        await wait_for(lambda: len(readings) == 1)
     finally:
-        loop.remove_reader(read_fd)
-        os.close(read_fd)
-        os.close(write_fd)
+        source.stop()
+        await asyncio.wait_for(task, 5)
+    assert source.reads == 3
+    assert readings[0].power_w == pytest.approx(80.0, rel=0.01)

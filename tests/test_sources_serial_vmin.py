@@ -129,17 +129,27 @@ async def test_a_chip_stopping_mid_frame_then_unplugged_does_not_wedge(
     assert source.status()["last_error"]
 
 
-async def test_a_port_refusing_vmin_falls_back_to_a_wake_up_per_chunk() -> None:
+async def test_without_vmin_a_frame_is_read_as_its_chunks_come(
+        pty: tuple[int, int, str]) -> None:
+    """What a port that refuses VMIN gets: the tty's VMIN is left as opened, the
+    reader wakes per chunk, and the frame's reading comes with its last chunk."""
+    master, slave, path = pty
     readings: list[Reading] = []
-    source = make_source("/nonexistent", readings)
-    read_fd, write_fd = os.pipe()  # not a tty: tcsetattr fails
+    source = make_source(path, readings, latency_ms=0.0, vmin_wakeups=False)
+    task = await start(source)
     try:
-        source._setup_vmin(read_fd)
-        assert source._vmin_frame is None
-        assert source.vmin_sets == 0
+        assert termios.tcgetattr(slave)[6][termios.VMIN] != 24
+        frame = frames(1)[0]
+        os.write(master, frame[:CHUNK])
+        await wait_for(lambda: source.bytes_read == CHUNK)
+        assert readings == []
+        os.write(master, frame[CHUNK:])
+        await wait_for(lambda: len(readings) == 1)
     finally:
-        os.close(read_fd)
-        os.close(write_fd)
+        source.stop()
+        await asyncio.wait_for(task, 5)
+    assert (source.reads, source.vmin_sets) == (2, 0)
+    assert readings[0].power_w == pytest.approx(80.0, rel=0.01)
 
 
 @pytest.mark.parametrize("driver", ["bl0940", "bl0942"])

@@ -35,14 +35,17 @@ _GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
 
 
 class SerialSource:
-    """One serial meter. ``await run()`` until ``stop()``; ``status()`` for ``wattd status``."""
+    """One serial meter. ``await run()`` until ``stop()``; ``status()`` for ``wattd status``.
+
+    ``vmin_wakeups=False`` keeps one wake-up per chunk with the sleep-through-frame
+    timer, what a port that refuses termios VMIN gets (see ``_setup_vmin``)."""
 
     def __init__(self, name: str, port: str, driver: DriverSpec, decoder: Decoder, *,
                  on_reading: Callable[[Reading], None],
                  on_error: Callable[[DecodeError], None] | None = None,
                  settings: SerialSettings | None = None, latency_ms: float = 0.0,
                  clock: Clock = SYSTEM_CLOCK, static_tags: Mapping[str, str] | None = None,
-                 poll_interval_s: float | None = None,
+                 poll_interval_s: float | None = None, vmin_wakeups: bool = True,
                  reconnector: Reconnector | None = None, log: Any = None) -> None:
         self.name = name
         self.port = port
@@ -71,6 +74,8 @@ class SerialSource:
         self._resume: asyncio.TimerHandle | None = None
         self._byte_s = self.settings.wire_time_ns(1) / 1e9
         self.reads = 0
+        self.reader_pauses = 0  # frames slept through (reader off until the last byte is due)
+        self.vmin_wakeups = vmin_wakeups
         # termios VMIN wake-ups (see _setup_vmin): the frame size while the mode is on
         # for the open port, else None; the VMIN now programmed; tcsetattr calls made.
         self._vmin_frame: int | None = None
@@ -192,7 +197,7 @@ class SerialSource:
         self._vmin_frame = None
         self._vmin = 0
         frame = self.driver.frame_bytes
-        if frame < 2 or self._pending_fn is None:
+        if frame < 2 or self._pending_fn is None or not self.vmin_wakeups:
             return
         if self._set_vmin(fd, frame):
             self._vmin_frame = frame
@@ -247,6 +252,7 @@ class SerialSource:
             return
         loop = asyncio.get_running_loop()
         loop.remove_reader(fd)
+        self.reader_pauses += 1
         self._resume = loop.call_later((pending - 1) * self._byte_s, self._resume_reading, fd)
 
     def _resume_reading(self, fd: int) -> None:
