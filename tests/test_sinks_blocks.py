@@ -6,6 +6,7 @@ built on the blocks) must give the same lines and positions."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import random
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from wattd.journal import reader as reader_mod
+from wattd.journal.cursor import CursorStore
 from wattd.journal.reader import iter_blocks, iter_raw_lines
 from wattd.journal.segments import Position, segment_name
-from wattd.sinks.delivery import Delivery, nth_newline, split_lines
+from wattd.sinks.delivery import START, Delivery, nth_newline, split_lines
 
 
 class NullSink:
@@ -99,27 +101,44 @@ def test_iter_blocks_matches_the_reference(tmp_path: Path, seed: int,
         assert [line for _, line in got] == [line for _, line in want]
 
 
+class RecordingSink(NullSink):
+    """Acknowledges every batch; records its lines and the cursor saved before it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.cursors = CursorStore(directory)
+        self.batches: list[tuple[list[bytes], Position | None]] = []
+
+    def write_blocking(self, batch: list[bytes]) -> None:
+        self.batches.append((split_lines(batch), self.cursors.load(self.name)))
+
+
 @pytest.mark.parametrize("batch", [1, 3, 250, 100_000])
-def test_pull_takes_batch_size_lines_and_their_end(tmp_path: Path, batch: int,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_batches_take_batch_size_lines_and_the_cursor_their_end(
+        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reader_mod, "BLOCK_BYTES", 1500)
     directory = make_journal(tmp_path, 3)
     expected = reference_lines(directory)
-    delivery = Delivery(NullSink(), directory)
-    after = Position(0, 0)
+    sink = RecordingSink(directory)
+    delivery = Delivery(sink, directory, batch_size=batch, flush_interval_s=0.0)
+    delivery.start()
+    try:
+        async def delivered() -> None:
+            while delivery.delivered_points < len(expected):  # noqa: ASYNC110 - another task
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(delivered(), 60)
+    finally:
+        await delivery.stop()
     taken = 0
-    while True:
-        blocks, count, end, nbytes = delivery._pull(batch, after)
-        if not count:
-            break
-        lines = split_lines(blocks)
-        assert count == len(lines) == min(batch, len(expected) - taken)
+    cursor_before: Position | None = START  # a new sink's cursor, saved as it starts
+    for lines, saved in sink.batches:
+        count = len(lines)
+        assert count == min(batch, len(expected) - taken)
         assert lines == [line for _, line in expected[taken:taken + count]]
-        assert end == expected[taken + count - 1][0]
-        assert nbytes == sum(len(line) + 1 for line in lines)
+        assert saved == cursor_before  # the previous batch's end, saved once acknowledged
         taken += count
-        after = end
+        cursor_before = expected[taken - 1][0]
     assert taken == len(expected)
+    assert delivery.cursor == cursor_before == CursorStore(directory).load(sink.name)
 
 
 def test_reader_follows_a_rotation_without_reopening(tmp_path: Path,

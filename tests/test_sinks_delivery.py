@@ -368,7 +368,7 @@ async def test_journal_over_max_bytes_while_database_down(influxdb_server_fn: In
     try:
         delivery = delivery_for(v1_cfg(server, "wattd", batch_size=300, flush_interval_s=0.05),
                                 journal)
-        delivery.start()
+        task = delivery.start()
         await wait_for(lambda: journal.cursors.load(delivery.name) is not None, "cursor")
         written: list[str] = []
         for _ in range(60):  # ~1 MB: four times the bound
@@ -379,7 +379,7 @@ async def test_journal_over_max_bytes_while_database_down(influxdb_server_fn: In
         assert journal.stats()["undelivered_bytes_dropped"] > 0  # type: ignore[operator]
         assert sum(s.size for s in list_segments(journal.dir)) <= max_bytes
         assert delivery.state == "retrying"
-        assert not delivery._task.done()  # type: ignore[union-attr]
+        assert not task.done()
         kept = [line for _, line in iter_lines(journal.dir)]
         assert 0 < len(kept) < len(written)
 
