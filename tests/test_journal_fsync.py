@@ -11,6 +11,7 @@ from tests.journal_helpers import FakeTime, until
 from tests.journal_helpers import power_line as _line
 from wattd.config import JournalConfig
 from wattd.journal.reader import iter_lines
+from wattd.journal.segments import list_segments
 from wattd.journal.writer import Journal
 
 
@@ -28,7 +29,9 @@ async def test_fsync_rides_on_the_append_whose_successor_would_be_late(tmp_path:
     # t=0.8: the next append (1.2) would miss the deadline (1.0) -> fsync now; t=1.6 likewise.
     assert counts == [0, 0, 1, 1, 2, 2]
     assert journal.fsyncs == 2
-    assert set(synced) == {journal._file.fileno()}
+    # Every fsync was of the segment being written.
+    [active] = list_segments(tmp_path)
+    assert {os.readlink(f"/proc/self/fd/{fd}") for fd in synced} == {str(active.path)}
     await journal.close()
     assert [line for _, line in iter_lines(tmp_path)] == [_line(i) for i in range(6)]
 
@@ -56,16 +59,17 @@ async def test_a_failed_fsync_in_the_write_hop_is_retried_later(tmp_path: Path) 
             raise OSError(5, "Input/output error")
         os.fsync(fd)
 
-    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=0.05), fsync=flaky_fsync)
+    fake = FakeTime()
+    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=0.05), fsync=flaky_fsync,
+                      clock=fake)
     await journal.open()
-    journal._last_fsync -= 1.0  # due now: this append fsyncs in its own hop
+    fake.now += 1.0  # due now: this append fsyncs in its own hop
     await journal.append([_line(1)])  # readings: the error is logged, not raised
     assert len(calls) == 1
     assert journal.fsyncs == 0
     assert [line for _, line in iter_lines(tmp_path)] == [_line(1)], "the data is written"
     await until(lambda: journal.fsyncs == 1)  # the fallback timer tries again
-    calls.clear()
-    journal._fsync = flaky_fsync
+    calls.clear()  # the next fsync fails again
     with pytest.raises(OSError):  # durable points: the caller is told
         await journal.append([_line(2)], durable=True)
     await journal.close()
