@@ -42,8 +42,8 @@ from wattd.markers.protocol import MarkerMessage
 from wattd.protocols.registry import get_driver
 from wattd.simulator.chip_hlw8032 import ChipModel
 from wattd.simulator.power_profile import ConstantPower
-from wattd.sinks.delivery import uncompressed_backlog_bytes
 from wattd.sinks.process import DeliveryProcess
+from wattd.sinks.status import uncompressed_backlog_bytes
 from wattd.sources.serial_source import SerialSource
 
 FRAMES_PER_YIELD = 500

@@ -32,7 +32,8 @@ from wattd.journal.segments import list_segments
 from wattd.journal.writer import Journal
 from wattd.lineprotocol import format_line, parse_line
 from wattd.sinks import make_sink
-from wattd.sinks.delivery import START, Delivery, uncompressed_backlog_bytes
+from wattd.sinks.delivery import START, Delivery
+from wattd.sinks.status import uncompressed_backlog_bytes
 
 WAIT_S = 60.0
 T0_NS = (time.time_ns() // 1_000_000 - 3_600_000) * 1_000_000  # an hour ago, on a ms

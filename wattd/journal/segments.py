@@ -1,4 +1,4 @@
-"""Segment naming and listing. Positions are byte offsets in a segment's
+"""Segment naming, listing and sizing. Positions are byte offsets in a segment's
 uncompressed content, so compressing a closed segment moves no cursor."""
 
 from __future__ import annotations
@@ -51,3 +51,20 @@ def list_segments(directory: str | os.PathLike[str]) -> list[SegmentInfo]:
         if number not in found or (found[number].compressed and not compressed):
             found[number] = info
     return [found[n] for n in sorted(found)]
+
+
+def split_at_lines(data: bytes, room: int, segment_bytes: int) -> list[bytes]:
+    """Cut ``data`` (whole lines) into the piece that fills the active segment
+    (``room`` bytes left before ``segment_bytes``), then segment-sized pieces; each
+    cut is after the line that reaches the size. Usually one piece: ``[data]``."""
+    pieces: list[bytes] = []
+    start = 0
+    while len(data) - start > room:
+        cut = data.find(b"\n", start + max(room, 1) - 1) + 1
+        if cut <= 0 or cut >= len(data):
+            break
+        pieces.append(data[start:cut])
+        start = cut
+        room = segment_bytes
+    pieces.append(data[start:] if start else data)
+    return pieces

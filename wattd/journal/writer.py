@@ -27,7 +27,13 @@ import aiofiles.os
 from wattd.config import JournalConfig
 from wattd.errors import ConfigError
 from wattd.journal.cursor import CursorStore
-from wattd.journal.segments import Position, SegmentInfo, list_segments, segment_name
+from wattd.journal.segments import (
+    Position,
+    SegmentInfo,
+    list_segments,
+    segment_name,
+    split_at_lines,
+)
 from wattd.logsetup import get_logger
 
 log = get_logger("wattd.journal")
@@ -384,20 +390,3 @@ def _mtime(path: Path, default: float) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return default
-
-
-def split_at_lines(data: bytes, room: int, segment_bytes: int) -> list[bytes]:
-    """Cut ``data`` (whole lines) into the piece that fills the active segment
-    (``room`` bytes left before ``segment_bytes``), then segment-sized pieces; each
-    cut is after the line that reaches the size. Usually one piece: ``[data]``."""
-    pieces: list[bytes] = []
-    start = 0
-    while len(data) - start > room:
-        cut = data.find(b"\n", start + max(room, 1) - 1) + 1
-        if cut <= 0 or cut >= len(data):
-            break
-        pieces.append(data[start:cut])
-        start = cut
-        room = segment_bytes
-    pieces.append(data[start:] if start else data)
-    return pieces

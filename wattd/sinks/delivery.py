@@ -11,13 +11,10 @@ exponential backoff with jitter (Retry-After honoured); 401/403 and other 4xx
 (unknown database) are logged as errors and retried slowly, re-reading the
 credentials each time; 400/413/422 bisect the batch down to the refused lines.
 
-Per-line cost: the journal is read in blocks of up to 1 MiB cut at their last
-newline, and a batch is a list of such blocks (each one or more lines joined
-by newlines, no trailing newline) with its line count kept beside it
-(`bytes.count`, C speed); a block is cut to `batch_size` lines at its Nth
-newline. The sinks send those blocks as one body, so no Python work is done per
-line on the normal path. A batch is split into lines only when the database
-refuses it (the 400/422 bisection).
+Per-line cost: batches are blocks of lines (`wattd.sinks.batches`) that the
+sinks send as one body, so no Python work is done per line on the normal path.
+A batch is split into lines only when the database refuses it (the 400/422
+bisection).
 """
 
 from __future__ import annotations
@@ -25,17 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from wattd.backoff import Backoff
 from wattd.journal.cursor import CursorStore
-from wattd.journal.reader import iter_blocks
-from wattd.journal.segments import Position, list_segments
+from wattd.journal.segments import Position
 from wattd.logsetup import get_logger
 from wattd.sinks.base import (
     Sink,
@@ -44,66 +39,18 @@ from wattd.sinks.base import (
     SinkRejectedError,
     SinkUnavailableError,
 )
+from wattd.sinks.batches import MAX_BATCH_BYTES, BatchReader, split_lines
+from wattd.sinks.status import sink_status, status_backlog_bytes
 
 log = get_logger("wattd.sinks")
 
 # Where a new sink starts: before every segment (the whole journal is delivered).
 START = Position(0, 0)
-MAX_BATCH_BYTES = 8 << 20  # keep a request well under InfluxDB 1.x's 25 MB body limit
 RESTART_MAX_S = 60.0  # longest pause before the loop restarts after an internal error
-
-
-def nth_newline(block: bytes, k: int) -> int:
-    """Index of the k-th (1-based) newline of `block`, which has at least k.
-    A guess from the mean line length, then a few `find`s: C speed."""
-    guess = min(len(block), k * len(block) // (block.count(b"\n") + 1))
-    seen = block.count(b"\n", 0, guess)
-    idx = guess
-    if seen >= k:
-        for _ in range(seen - k + 1):
-            idx = block.rfind(b"\n", 0, idx)
-        return idx
-    idx = guess - 1
-    for _ in range(k - seen):
-        idx = block.find(b"\n", idx + 1)
-    return idx
-
-
-def split_lines(chunks: list[bytes]) -> list[bytes]:
-    """The lines of a batch (the bisection needs them)."""
-    return b"\n".join(chunks).split(b"\n")
 
 
 class _StoppingError(Exception):
     """Internal: stop was requested while retrying; the batch stays in the journal."""
-
-
-def uncompressed_backlog_bytes(directory: str | os.PathLike[str], pos: Position) -> int:
-    """Bytes of line protocol after `pos`. Compressed segments count their
-    uncompressed size (gzip's ISIZE trailer; exact below 4 GiB per segment)."""
-    total = 0
-    for info in list_segments(directory):
-        if info.number < pos.segment:
-            continue
-        size = info.size
-        if info.compressed:
-            try:
-                with open(info.path, "rb") as fh:
-                    fh.seek(-4, os.SEEK_END)
-                    size = struct.unpack("<I", fh.read(4))[0]
-            except (OSError, struct.error):
-                continue
-        total += max(0, size - pos.offset) if info.number == pos.segment else size
-    return total
-
-
-def status_backlog_bytes(directory: str | os.PathLike[str], pos: Position) -> int:
-    """`uncompressed_backlog_bytes` for a status line: -1 when the journal
-    cannot be read."""
-    try:
-        return uncompressed_backlog_bytes(directory, pos)
-    except OSError:
-        return -1
 
 
 class Delivery:
@@ -134,10 +81,9 @@ class Delivery:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        # Reader state: blocks of lines read but not yet sent, their line count, and
-        # the journal position after them; the part of a block cut off at batch_size.
-        self._iter: Iterator[tuple[Position, bytes, int]] | None = None
-        self._rest: tuple[Position, bytes, int] | None = None
+        # Blocks of lines read but not yet sent, their line count, and the journal
+        # position after them.
+        self._reader = BatchReader(self.dir)
         self._buf: list[bytes] = []
         self._buf_lines = 0
         self._buf_bytes = 0
@@ -183,7 +129,7 @@ class Delivery:
                 self.state = "error"
                 self.last_error = "internal error (see log)"
                 self.last_error_at = time.time()
-                self._close_iter()
+                self._reader.close()
                 self._buf, self._buf_lines, self._buf_bytes, self._buf_since = [], 0, 0, None
                 await asyncio.sleep(restart.next_restart_delay(self._clock() - started))
                 if self._stopping:
@@ -207,7 +153,7 @@ class Delivery:
         except _StoppingError:
             pass
         finally:
-            self._close_iter()
+            self._reader.close()
         self.state = "stopped"
         log.info("delivery_stop", sink=self.name, delivered=self.delivered_points,
                  dropped=self.dropped_points, backlog_bytes=self.backlog_bytes())
@@ -292,7 +238,7 @@ class Delivery:
         def job() -> tuple[list[bytes], int, Position, int]:
             post(batch)
             self.cursors.save(self.name, end)
-            return self._pull(self.batch_size, after)
+            return self._reader.pull(self.batch_size, after)
 
         try:
             pulled = await asyncio.to_thread(job)
@@ -309,7 +255,7 @@ class Delivery:
         want = self.batch_size - self._buf_lines
         if want <= 0 or self._buf_bytes >= MAX_BATCH_BYTES:
             return
-        self._add(*await asyncio.to_thread(self._pull, want, self._buf_end))
+        self._add(*await asyncio.to_thread(self._reader.pull, want, self._buf_end))
 
     def _add(self, blocks: list[bytes], count: int, end: Position, nbytes: int) -> None:
         if count:
@@ -320,62 +266,6 @@ class Delivery:
             self._buf_bytes += nbytes
             self._buf_end = end
             self._avg_line_bytes = 0.9 * self._avg_line_bytes + 0.1 * (nbytes / count)
-
-    def _pull(self, want: int, after: Position) -> tuple[list[bytes], int, Position, int]:
-        """Blocks holding up to `want` complete lines after `after`, their line
-        count, the position after them and their size with newlines (runs in a
-        worker thread).
-
-        Keeps one streaming reader open across calls (so a gzip segment is
-        decompressed once, not once per batch); a new one is opened at `after`
-        whenever the previous one reached the end of the journal. A block longer
-        than wanted is cut at its `want`-th newline; the rest is kept for the
-        next call.
-        """
-        blocks: list[bytes] = []
-        count = 0
-        nbytes = 0
-        end = after
-        for _attempt in range(2):
-            if self._iter is None and self._rest is None:
-                self._iter = iter_blocks(self.dir, end)
-            while True:
-                item = self._rest
-                if item is not None:
-                    self._rest = None
-                else:
-                    assert self._iter is not None
-                    item = next(self._iter, None)
-                    if item is None:
-                        break
-                pos, block, n = item
-                room = want - count
-                if n > room:
-                    cut = nth_newline(block, room)
-                    rest = block[cut + 1:]
-                    self._rest = (pos, rest, n - room)
-                    pos = Position(pos.segment, pos.offset - len(rest) - 1)
-                    block, n = block[:cut], room
-                blocks.append(block)
-                count += n
-                nbytes += len(block) + 1
-                end = pos
-                if count >= want or nbytes >= MAX_BATCH_BYTES:
-                    return blocks, count, end, nbytes
-            # This reader reached the end of the segments it listed when it opened.
-            # If it found lines, the writer may have rotated meanwhile: look once more.
-            self._close_iter()
-            if not count:
-                break
-        return blocks, count, end, nbytes
-
-    def _close_iter(self) -> None:
-        self._rest = None
-        it, self._iter = self._iter, None
-        close = getattr(it, "close", None)
-        if close is not None:
-            with contextlib.suppress(ValueError):  # still running in a cancelled read
-                close()
 
     # -- sending -------------------------------------------------------------------
 
@@ -505,24 +395,3 @@ class Delivery:
 
     def status(self) -> dict[str, Any]:
         return sink_status(self.report(), self.backlog_bytes())
-
-
-def sink_status(report: Mapping[str, Any], backlog: int) -> dict[str, Any]:
-    """A sink's entry in `wattd status`, from `Delivery.report()` and its backlog."""
-    avg = float(report.get("avg_line_bytes") or 150.0)
-    running = report.get("state") == "running"
-    return {
-        "url": report.get("url"), "state": report.get("state"),
-        "cursor": report.get("cursor"),
-        "backlog_bytes": backlog,
-        "backlog_points_estimate": int(backlog / avg) if backlog > 0 else 0,
-        "delivered_points": report.get("delivered_points", 0),
-        "dropped_points": report.get("dropped_points", 0),
-        "dropped_by_reason": report.get("dropped_by_reason", {}),
-        "last_dropped_line": report.get("last_dropped_line"),
-        "retries": report.get("retries", 0),
-        "retry_in_s": None if running else report.get("retry_in_s"),
-        "last_error": report.get("last_error"),
-        "last_error_at": report.get("last_error_at"),
-        "last_success_at": report.get("last_success_at"),
-    }

@@ -27,7 +27,7 @@ from wattd.journal.cursor import CursorStore
 from wattd.journal.segments import Position
 from wattd.logsetup import get_logger
 from wattd.sinks.child import INIT_ENV
-from wattd.sinks.delivery import sink_status, status_backlog_bytes
+from wattd.sinks.status import sink_status, status_backlog_bytes
 
 log = get_logger("wattd.sinks")
 

@@ -1,5 +1,5 @@
-"""Delivery reads the journal in blocks: the lines, line counts and positions it
-takes must be exactly those of a naive reference (every segment read whole,
+"""Batches read the journal in blocks: the lines, line counts and positions a
+sink is given must be exactly those of a naive reference (every segment read whole,
 gunzipped, split at newlines), whatever the batch size, across plain and gzip
 segments, blank lines and a torn last line; the line reader (`iter_raw_lines`,
 built on the blocks) must give the same lines and positions."""
@@ -17,7 +17,8 @@ from wattd.journal import reader as reader_mod
 from wattd.journal.cursor import CursorStore
 from wattd.journal.reader import iter_blocks, iter_raw_lines
 from wattd.journal.segments import Position, segment_name
-from wattd.sinks.delivery import START, Delivery, nth_newline, split_lines
+from wattd.sinks.batches import BatchReader, nth_newline, split_lines
+from wattd.sinks.delivery import START, Delivery
 
 
 class NullSink:
@@ -99,6 +100,30 @@ def test_iter_blocks_matches_the_reference(tmp_path: Path, seed: int,
             assert want[len(got) + count - 1][0] == end
             got.extend((Position(0, 0), line) for line in lines)
         assert [line for _, line in got] == [line for _, line in want]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 250, 100_000])
+def test_pull_takes_batch_size_lines_and_their_end(tmp_path: Path, batch: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader_mod, "BLOCK_BYTES", 1500)
+    directory = make_journal(tmp_path, 3)
+    expected = reference_lines(directory)
+    reader = BatchReader(directory)
+    after = Position(0, 0)
+    taken = 0
+    while True:
+        blocks, count, end, nbytes = reader.pull(batch, after)
+        if not count:
+            break
+        lines = split_lines(blocks)
+        assert count == len(lines) == min(batch, len(expected) - taken)
+        assert lines == [line for _, line in expected[taken:taken + count]]
+        assert end == expected[taken + count - 1][0]
+        assert nbytes == sum(len(line) + 1 for line in lines)
+        taken += count
+        after = end
+    reader.close()
+    assert taken == len(expected)
 
 
 class RecordingSink(NullSink):
