@@ -137,3 +137,15 @@ def test_unreadable_or_empty_secret_files_are_config_errors(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="cannot read secret file") as info:
         cfg.influxdb[0].password()
     assert info.value.key == "influxdb.password_file"
+
+
+def test_a_credential_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\n")
+    cfg = load_config_text(
+        "meters: [{name: a, port: x}]\n"
+        f"influxdb: {{url: 'http://127.0.0.1:1', bucket: b, token_file: {token}}}\n",
+        environ={})
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        cfg.influxdb[0].token()
+    assert info.value.key == "influxdb.token_file"

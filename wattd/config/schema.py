@@ -127,14 +127,12 @@ class InfluxConfig:
     def token(self) -> str | None:
         """v2 token: `token_file`, else $WATTD_INFLUX_TOKEN."""
         if self.token_file:
-            return _read_secret_file(self.token_file, "influxdb.token_file",
-                                     allow_empty=True).decode("utf-8")
+            return _secret_text(self.token_file, "influxdb.token_file")
         return os.environ.get("WATTD_INFLUX_TOKEN") or None
 
     def password(self) -> str | None:
         if self.password_file:
-            return _read_secret_file(self.password_file, "influxdb.password_file",
-                                     allow_empty=True).decode("utf-8")
+            return _secret_text(self.password_file, "influxdb.password_file")
         return None
 
     @property
@@ -192,6 +190,14 @@ def _read_secret_file(path: str, key: str, *, allow_empty: bool = False) -> byte
         raise ConfigError(f"cannot read secret file {path!r}: {exc.strerror}", key=key) from None
     except ValueError as exc:
         raise ConfigError(str(exc), key=key) from None
+
+
+def _secret_text(path: str, key: str) -> str:
+    """A database credential: may be empty (the database refuses it), must be UTF-8."""
+    try:
+        return _read_secret_file(path, key, allow_empty=True).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"secret file {path!r} is not UTF-8 text", key=key) from None
 
 
 def _check_listen(b: DocumentBuilder, markers: MarkersConfig) -> None:
