@@ -168,15 +168,6 @@ async def test_missing_port_keeps_retrying_and_stops_cleanly(tmp_path: Path) -> 
     assert readings == []
 
 
-def test_backoff_doubles_to_the_cap_with_jitter() -> None:
-    rc = Reconnector("m", initial_s=0.5, max_s=30.0, jitter=0.2, rng=random.Random(1))
-    delays = [rc.next_delay_s() for _ in range(12)]
-    assert 0.4 <= delays[0] <= 0.6
-    assert 0.8 <= delays[1] <= 1.2
-    assert all(d <= 30.0 for d in delays)
-    assert delays[-1] >= 24.0
-
-
 def test_make_serial_source_from_a_meter_config() -> None:
     from wattd.config import MeterConfig
 
