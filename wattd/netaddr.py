@@ -7,8 +7,6 @@ address. Pure and import-light (the marker client uses it).
 
 from __future__ import annotations
 
-import ipaddress
-
 
 def split_host_port(text: str, default_port: int, *,
                     allow_port_zero: bool = False) -> tuple[str, int]:
@@ -40,6 +38,8 @@ def split_host_port(text: str, default_port: int, *,
 def parse_listen(text: str, default_port: int = 9288) -> tuple[str, int]:
     """A listen address: '127.0.0.1:9288', '[::]:9288', '0.0.0.0', '[::1]' -> (host,
     port). The host must be an IP address (or ``localhost``); port 0 binds any."""
+    import ipaddress  # not on the marker client's path, which needs only the split
+
     host, port = split_host_port(text, default_port, allow_port_zero=True)
     try:
         ipaddress.ip_address(host)
