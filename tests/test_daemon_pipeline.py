@@ -42,23 +42,23 @@ def test_batch_length_follows_the_freshness_of_the_stalest_meter(tmp_path: Path)
     assert (p.min_batch_s, p.max_batch_s, p.freshness_s) == (0.2, 0.5, 0.75)
     now = clock.boot
     # Newest reading released 0.4 s old (the marker hold-back): 0.75 - 0.4 s to go.
-    p._plan_cycle(now, [_reading(clock, age_ns=6 * S // 10), _reading(clock, age_ns=4 * S // 10)])
+    p.plan_cycle(now, [_reading(clock, age_ns=6 * S // 10), _reading(clock, age_ns=4 * S // 10)])
     assert p.batch_s == pytest.approx(0.35)
-    assert p._due_ns == now + int(0.35 * S)
+    assert p.next_cycle_boot_ns == now + int(0.35 * S)
     # Two meters: the one whose newest reading is oldest decides.
-    p._plan_cycle(now, [_reading(clock, "a", age_ns=S // 10), _reading(clock, "b", age_ns=S // 2)])
+    p.plan_cycle(now, [_reading(clock, "a", age_ns=S // 10), _reading(clock, "b", age_ns=S // 2)])
     assert p.batch_s == pytest.approx(0.25)
     # Fresh readings (no hold-back): at most half the fsync interval.
-    p._plan_cycle(now, [_reading(clock)])
+    p.plan_cycle(now, [_reading(clock)])
     assert p.batch_s == 0.5
     # Stale readings (released after a wait): never shorter than the floor.
-    p._plan_cycle(now, [_reading(clock, age_ns=5 * S)])
+    p.plan_cycle(now, [_reading(clock, age_ns=5 * S)])
     assert p.batch_s == 0.2
     # Readings came in but are all held back: short; nothing came in: long.
     p.readings_in += 1
-    p._plan_cycle(now, [])
+    p.plan_cycle(now, [])
     assert p.batch_s == 0.2
-    p._plan_cycle(now, [])
+    p.plan_cycle(now, [])
     assert p.batch_s == 0.5
 
 
@@ -96,13 +96,16 @@ async def test_a_reading_starts_the_cycle_once_it_is_due(journal: Journal,
 
 async def test_held_readings_are_released_when_no_reading_comes(journal: Journal) -> None:
     """A meter that goes quiet: the timer (batch + slack) still runs the cycle."""
-    clock = FakeClock()
+    clock = FakeClock()  # never advances: after the first cycle no reading is ever due
     p = Pipeline(journal, clock)
-    p._due_ns = clock.boot + 3600 * S  # no reading will start a cycle
-    p.on_reading(_reading(clock))
-    writer = asyncio.create_task(p.run())
+    await p.start()
     try:
+        p.on_reading(_reading(clock))
         await until(lambda: p.readings_written == 1)
+        p.on_reading(_reading(clock))
+        await _yield()
+        assert p.progress == 1, "not due: the reading does not start a cycle"
+        await until(lambda: p.readings_written == 2)
+        assert p.progress == 2
     finally:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        await p.stop()

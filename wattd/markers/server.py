@@ -361,10 +361,11 @@ class MarkerService:
 
     # -- reading stage ---------------------------------------------------------
 
-    def push(self, reading: Reading) -> None:
+    def push(self, reading: Reading) -> Sequence[Reading]:
         self.engine.push(reading)
         if self.engine.has_completions:
             self._take_completions()
+        return ()  # every reading is held back until pop_ready
 
     def pop_ready(self, now_boot_ns: int) -> list[Reading]:
         return self.engine.pop_ready(now_boot_ns)
