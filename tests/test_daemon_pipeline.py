@@ -11,10 +11,13 @@ import pytest
 import wattd.daemon.pipeline as pipeline_mod
 from tests.clock_helpers import FakeClock, S
 from tests.journal_helpers import until
-from wattd.config import JournalConfig
+from wattd.clock.gate import ClockStamp, SyncGate
+from wattd.config import JournalConfig, MarkersConfig
 from wattd.daemon.pipeline import Pipeline
 from wattd.journal.reader import iter_lines
 from wattd.journal.writer import Journal
+from wattd.lineprotocol import parse_line
+from wattd.markers.server import MarkerService
 from wattd.readings import Reading
 
 
@@ -109,3 +112,27 @@ async def test_held_readings_are_released_when_no_reading_comes(journal: Journal
         assert p.progress == 2
     finally:
         await p.stop()
+
+
+async def test_stages_in_order_and_drained_oldest_first(journal: Journal) -> None:
+    """Stamp, hold-back tagging, sync gate: a cycle moves what the tagger releases into
+    the gate; at shutdown the gate's (older) readings are written before the tagger's."""
+    clock = FakeClock()
+    stamp = ClockStamp(lambda: False)
+    tagger = MarkerService(MarkersConfig(), ["m1"], journal, clock=clock)
+    gate = SyncGate(lambda: False, require_sync=True, timeout_s=60, start_boot_ns=clock.boot)
+    p = Pipeline(journal, clock, [stamp, tagger, gate])
+    await p.start()
+    try:
+        p.on_reading(Reading("m1", clock.boot + clock.offset, clock.boot, 1.0))
+        await until(lambda: p.progress == 1)
+        assert gate.status()["held"] == 0, "still held back by the tagger"
+        clock.advance(S)  # past the hold-back: the next cycle releases the first reading
+        p.on_reading(Reading("m1", clock.boot + clock.offset, clock.boot, 2.0))
+        await until(lambda: gate.status()["held"] == 1)
+    finally:
+        await p.stop()
+    points = [parse_line(line) for _, line in iter_lines(journal.dir)]
+    assert [(pt.fields["power_w"], pt.fields["clock_synced"]) for pt in points] == [
+        (1.0, False), (2.0, False)]
+    assert p.readings_written == 2

@@ -1,6 +1,7 @@
-"""Package dependencies point one way (SPEC layout, issue 12): every import between
-wattd's subpackages, lazy and typing-only ones included, goes to the same layer or a
-lower one, and no two subpackages, nor two modules, import each other in a circle."""
+"""Package dependencies point one way (pure parts, services, daemon and CLI): every
+import between wattd's subpackages, lazy and typing-only ones included, goes to the same
+layer or a lower one, and no two subpackages, nor two modules, import each other in a
+circle."""
 
 from __future__ import annotations
 
