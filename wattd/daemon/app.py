@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
 
 from wattd.allocator import fix_mmap_threshold
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
@@ -93,8 +92,8 @@ class Daemon:
 
     # -- status --------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def status(self) -> dict[str, object]:
+        out: dict[str, object] = {}
         for name, component in self.components:
             try:
                 out[name] = component.status()
@@ -103,7 +102,7 @@ class Daemon:
         out["process"] = process_status()
         return out
 
-    def _open_runs(self) -> list[dict[str, Any]]:
+    def _open_runs(self) -> Sequence[object]:
         return self.markers.engine.open_runs(self.clock.boottime_ns())
 
     def _open_run_names(self) -> list[str]:
@@ -216,10 +215,10 @@ def _log_power(meter: str, reading: Reading | None) -> None:
              energy_j=_round(reading.energy_j), status=reading.status)
 
 
-def process_status() -> dict[str, Any]:
+def process_status() -> dict[str, object]:
     """Resource use, for `wattd status` and soak tests: asyncio tasks, open file
     descriptors, resident memory (Linux /proc; absent elsewhere)."""
-    out: dict[str, Any] = {"tasks": len(asyncio.all_tasks())}
+    out: dict[str, object] = {"tasks": len(asyncio.all_tasks())}
     with contextlib.suppress(OSError):
         out["fds"] = len(os.listdir("/proc/self/fd"))
     with contextlib.suppress(OSError, ValueError, IndexError):

@@ -80,7 +80,7 @@ class GpioPanel:
         self.presses = 0
         self.manual_run: str | None = None
         self.last_reply = ""
-        self._led: Any = None
+        self._led: Any = None  # gpiozero devices (the library is untyped)
         self._button: Any = None
         self._opened = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,7 +190,7 @@ class GpioPanel:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, object]:
         return {"open": self._opened, "presses": self.presses, "manual_run": self.manual_run,
                 "errors": dict(self.errors), "last_reply": self.last_reply or None}
 
