@@ -49,8 +49,9 @@ class Daemon:
         self.journal = Journal(cfg.journal)
         self.clock_service = ClockService(cfg.clock, clock, self.journal,
                                           n_meters=len(cfg.meters))
-        # The marker service (UDP port, run engine) is also the run-tagging stage.
-        # To be reconciled with the markers branch: its typed factory and hold-back tagger.
+        # MARKERS - to be reconciled with the markers branch (its typed factory, and the
+        # hold-back tagger split out of the service goes in `tagger`): the UDP port and
+        # run engine; for now the service itself is the run-tagging stage.
         self.markers = MarkerService(cfg.markers, meter_names, self.journal, clock=clock,
                                      status_provider=self.status,
                                      clock_step=self.clock_service.stepped_between,
@@ -76,13 +77,13 @@ class Daemon:
         self.service = ServiceManager(cfg, self.pipeline, clock, open_runs=self._open_runs,
                                       spawn=self.start_task)
 
-        # Start in this order, stop in the reverse: each component starts after the
-        # ones it hands its output to and stops before them, so a stop loses nothing.
-        # The journal first (everything ends there); the deliveries that read it (they
-        # get the pipeline's drained tail); the pipeline; the clock and the markers
-        # whose stages it runs (markers answer waiting stops); the GPIO panel, a marker
-        # client; the meters; the power log; the service manager last (READY once all
-        # is up, STOPPING=1 first).
+        # Start in this order, stop in the reverse: a component starts after everything
+        # downstream of it (what takes or reads its output) and stops before it, so a
+        # stop loses nothing. The journal first (everything ends there); the deliveries
+        # that read it (they still get the pipeline's drained tail); the pipeline; the
+        # clock and the markers, whose stages it runs (markers answer waiting stops);
+        # the GPIO panel, a marker client; the meters; the power log; the service
+        # manager last (READY=1 once all is up, STOPPING=1 first).
         components: list[tuple[str, Component | None]] = [
             ("journal", self.journal), ("sinks", self.sinks), ("pipeline", self.pipeline),
             ("clock", self.clock_service), ("markers", self.markers),
