@@ -40,7 +40,6 @@ from wattd.journal.writer import Journal
 from wattd.markers.engine import RunEngine
 from wattd.markers.protocol import MarkerMessage
 from wattd.protocols.registry import get_driver
-from wattd.readings import Reading
 from wattd.simulator.chip_hlw8032 import ChipModel
 from wattd.simulator.power_profile import ConstantPower
 from wattd.sinks.delivery import uncompressed_backlog_bytes
@@ -48,23 +47,6 @@ from wattd.sinks.process import DeliveryProcess
 from wattd.sources.serial_source import SerialSource
 
 FRAMES_PER_YIELD = 500
-
-
-class EngineStage:
-    """The run engine as the pipeline's tagging stage (holds every reading back)."""
-
-    def __init__(self, engine: RunEngine) -> None:
-        self.engine = engine
-
-    def push(self, reading: Reading) -> tuple[()]:
-        self.engine.push(reading)
-        return ()
-
-    def pop_ready(self, now_boot_ns: int) -> list[Reading]:
-        return self.engine.pop_ready(now_boot_ns)
-
-    def flush_all(self) -> list[Reading]:
-        return self.engine.flush_all()
 
 
 def make_frames(n: int, power_w: float, seed: int) -> list[bytes]:
@@ -89,7 +71,7 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
     journal = Journal(JournalConfig(dir=str(tmp / "journal"), max_bytes=8 << 30))
     await journal.open()
     engine = RunEngine(names)
-    pipeline = Pipeline(journal, SYSTEM_CLOCK, [EngineStage(engine)])
+    pipeline = Pipeline(journal, SYSTEM_CLOCK, stage=engine)
     # Stamps 1 ms apart, all in the past (the hold-back releases them at once),
     # but after boot: the engine keeps run boundaries after the boot moment.
     t0_ns = SYSTEM_CLOCK.realtime_ns() - (per_meter + 1) * 1_000_000 - 60_000_000_000

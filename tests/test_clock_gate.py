@@ -24,7 +24,7 @@ def stamp(gate: SyncGate, reading: Reading) -> Reading:
 
 def release(gate: SyncGate, readings: list[Reading], now_boot_ns: int) -> list[Reading]:
     """One pipeline cycle through the gate: readings in, what may be written now out."""
-    out = [passed for r in readings for passed in gate.push(r)]
+    out = [passed for r in readings if (passed := gate.push(r)) is not None]
     return out + gate.pop_ready(now_boot_ns)
 
 

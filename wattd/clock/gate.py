@@ -45,8 +45,9 @@ class ClockStamp:
         reading.clock_synced = self.is_synced()
         return reading
 
-    def push(self, reading: Reading) -> Sequence[Reading]:
-        return (self.stamp(reading),)
+    def push(self, reading: Reading) -> Reading:
+        reading.clock_synced = self.is_synced()  # stamp(), inlined: every reading comes here
+        return reading
 
     def pop_ready(self, now_boot_ns: int) -> Sequence[Reading]:
         return ()
@@ -76,14 +77,14 @@ class SyncGate:
         self._next_status_ns = start_boot_ns
         self._dropped_logged = 0
 
-    def push(self, reading: Reading) -> Sequence[Reading]:
+    def push(self, reading: Reading) -> Reading | None:
         if self.open:
-            return (reading,)
+            return reading
         self.held.append(reading)
         if len(self.held) > self.capacity:
             self.held.popleft()
             self.dropped += 1
-        return ()
+        return None
 
     def pop_ready(self, now_boot_ns: int) -> list[Reading]:
         """Open the gate on sync or timeout (everything held goes, in order)."""

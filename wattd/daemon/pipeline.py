@@ -42,8 +42,9 @@ class Stage(Protocol):
     """One step between the sources and the journal. Readings pass the stages in
     order; a stage may hold a reading back and let it go later."""
 
-    def push(self, reading: Reading) -> Sequence[Reading]:
-        """Take a reading as it is taken; return what goes on to the next stage at once."""
+    def push(self, reading: Reading) -> Reading | None:
+        """Take a reading as it is taken: return it to pass it on at once, or None to
+        hold it back."""
 
     def pop_ready(self, now_boot_ns: int) -> Sequence[Reading]:
         """Once per writer cycle: the held readings that go on now, oldest first."""
@@ -60,6 +61,7 @@ class Pipeline:
         self.journal = journal
         self.clock = clock
         self.stages = tuple(stages)
+        self._pushes = tuple(stage.push for stage in self.stages)  # the hot path's calls
         self._spawn = spawn
         self.writer: asyncio.Task[None] | None = None
         self._released: list[Reading] = []  # past every stage, not yet taken by a cycle
@@ -80,29 +82,22 @@ class Pipeline:
     def on_reading(self, reading: Reading) -> None:
         self.readings_in += 1
         self.last_reading[reading.meter] = reading
-        passed: Sequence[Reading] = (reading,)
-        for index, stage in enumerate(self.stages):
-            if not passed:
+        for push in self._pushes:
+            passed = push(reading)
+            if passed is None:
                 break
-            passed = self._through(index, passed) if len(passed) > 1 else stage.push(passed[0])
-        self._released.extend(passed)
+            reading = passed
+        else:
+            self._released.append(reading)
         if self.clock.boottime_ns() >= self.next_cycle_boot_ns:
             self._wake.set()
-
-    def _through(self, index: int, readings: Sequence[Reading]) -> list[Reading]:
-        """Push ``readings`` into stage ``index``: what it lets through at once."""
-        stage = self.stages[index]
-        out: list[Reading] = []
-        for reading in readings:
-            out.extend(stage.push(reading))
-        return out
 
     def _release(self, now_boot_ns: int) -> list[Reading]:
         """One cycle: what each stage lets go now moves on through the stages after it."""
         moving: list[Reading] = []
-        for index, stage in enumerate(self.stages):
+        for stage in self.stages:
             if moving:
-                moving = self._through(index, moving)
+                moving = [out for held in moving if (out := stage.push(held)) is not None]
             moving.extend(stage.pop_ready(now_boot_ns))
         released, self._released = self._released, []
         released.extend(moving)

@@ -361,11 +361,10 @@ class MarkerService:
 
     # -- reading stage ---------------------------------------------------------
 
-    def push(self, reading: Reading) -> Sequence[Reading]:
+    def push(self, reading: Reading) -> None:
         self.engine.push(reading)
         if self.engine.has_completions:
             self._take_completions()
-        return ()  # every reading is held back until pop_ready
 
     def pop_ready(self, now_boot_ns: int) -> list[Reading]:
         return self.engine.pop_ready(now_boot_ns)
