@@ -90,8 +90,13 @@ class ServiceManager:
         self._reload_task: asyncio.Task[ReloadResult] | None = None
 
     def status_text(self) -> str:
+        try:
+            runs = self.open_runs()
+        except Exception:  # the status line is advice: it never stops the daemon
+            log.exception("status_open_runs_failed")
+            runs = None
         return status_line([m.name for m in self.cfg.meters], self.pipeline,
-                           self.clock.boottime_ns(), self.open_runs(), self.watchdog)
+                           self.clock.boottime_ns(), runs, self.watchdog)
 
     async def start(self) -> None:
         """Everything else is up: tell systemd, start the watchdog and status line."""
