@@ -19,7 +19,7 @@ def _reading(i: int) -> Reading:
 
 def stamp(gate: SyncGate, reading: Reading) -> Reading:
     """The pipeline's first stage, on the gate's verdict."""
-    return ClockStamp(gate.is_synced).stamp(reading)
+    return ClockStamp(gate.is_synced).push(reading)
 
 
 def release(gate: SyncGate, readings: list[Reading], now_boot_ns: int) -> list[Reading]:

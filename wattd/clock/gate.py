@@ -41,12 +41,8 @@ class ClockStamp:
     def __init__(self, is_synced: Callable[[], bool]) -> None:
         self.is_synced = is_synced
 
-    def stamp(self, reading: Reading) -> Reading:
-        reading.clock_synced = self.is_synced()
-        return reading
-
     def push(self, reading: Reading) -> Reading:
-        reading.clock_synced = self.is_synced()  # stamp(), inlined: every reading comes here
+        reading.clock_synced = self.is_synced()
         return reading
 
     def pop_ready(self, now_boot_ns: int) -> Sequence[Reading]:
