@@ -11,10 +11,13 @@ import pytest
 import wattd.daemon.pipeline as pipeline_mod
 from tests.clock_helpers import FakeClock, S
 from tests.journal_helpers import until
-from wattd.config import JournalConfig
+from wattd.clock.gate import ClockStamp, SyncGate
+from wattd.config import JournalConfig, MarkersConfig
 from wattd.daemon.pipeline import Pipeline
 from wattd.journal.reader import iter_lines
 from wattd.journal.writer import Journal
+from wattd.lineprotocol import parse_line
+from wattd.markers.server import MarkerService
 from wattd.readings import Reading
 
 
@@ -42,23 +45,23 @@ def test_batch_length_follows_the_freshness_of_the_stalest_meter(tmp_path: Path)
     assert (p.min_batch_s, p.max_batch_s, p.freshness_s) == (0.2, 0.5, 0.75)
     now = clock.boot
     # Newest reading released 0.4 s old (the marker hold-back): 0.75 - 0.4 s to go.
-    p._plan_cycle(now, [_reading(clock, age_ns=6 * S // 10), _reading(clock, age_ns=4 * S // 10)])
+    p.plan_cycle(now, [_reading(clock, age_ns=6 * S // 10), _reading(clock, age_ns=4 * S // 10)])
     assert p.batch_s == pytest.approx(0.35)
-    assert p._due_ns == now + int(0.35 * S)
+    assert p.next_cycle_boot_ns == now + int(0.35 * S)
     # Two meters: the one whose newest reading is oldest decides.
-    p._plan_cycle(now, [_reading(clock, "a", age_ns=S // 10), _reading(clock, "b", age_ns=S // 2)])
+    p.plan_cycle(now, [_reading(clock, "a", age_ns=S // 10), _reading(clock, "b", age_ns=S // 2)])
     assert p.batch_s == pytest.approx(0.25)
     # Fresh readings (no hold-back): at most half the fsync interval.
-    p._plan_cycle(now, [_reading(clock)])
+    p.plan_cycle(now, [_reading(clock)])
     assert p.batch_s == 0.5
     # Stale readings (released after a wait): never shorter than the floor.
-    p._plan_cycle(now, [_reading(clock, age_ns=5 * S)])
+    p.plan_cycle(now, [_reading(clock, age_ns=5 * S)])
     assert p.batch_s == 0.2
     # Readings came in but are all held back: short; nothing came in: long.
     p.readings_in += 1
-    p._plan_cycle(now, [])
+    p.plan_cycle(now, [])
     assert p.batch_s == 0.2
-    p._plan_cycle(now, [])
+    p.plan_cycle(now, [])
     assert p.batch_s == 0.5
 
 
@@ -96,13 +99,40 @@ async def test_a_reading_starts_the_cycle_once_it_is_due(journal: Journal,
 
 async def test_held_readings_are_released_when_no_reading_comes(journal: Journal) -> None:
     """A meter that goes quiet: the timer (batch + slack) still runs the cycle."""
-    clock = FakeClock()
+    clock = FakeClock()  # never advances: after the first cycle no reading is ever due
     p = Pipeline(journal, clock)
-    p._due_ns = clock.boot + 3600 * S  # no reading will start a cycle
-    p.on_reading(_reading(clock))
-    writer = asyncio.create_task(p.run())
+    await p.start()
     try:
+        p.on_reading(_reading(clock))
         await until(lambda: p.readings_written == 1)
+        p.on_reading(_reading(clock))
+        await _yield()
+        assert p.progress == 1, "not due: the reading does not start a cycle"
+        await until(lambda: p.readings_written == 2)
+        assert p.progress == 2
     finally:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        await p.stop()
+
+
+async def test_stages_in_order_and_drained_oldest_first(journal: Journal) -> None:
+    """Stamp, hold-back tagging, sync gate: a cycle moves what the tagger releases into
+    the gate; at shutdown the gate's (older) readings are written before the tagger's."""
+    clock = FakeClock()
+    stamp = ClockStamp(lambda: False)
+    tagger = MarkerService(MarkersConfig(), ["m1"], journal, clock=clock)
+    gate = SyncGate(lambda: False, require_sync=True, timeout_s=60, start_boot_ns=clock.boot)
+    p = Pipeline(journal, clock, [stamp, tagger, gate])
+    await p.start()
+    try:
+        p.on_reading(Reading("m1", clock.boot + clock.offset, clock.boot, 1.0))
+        await until(lambda: p.progress == 1)
+        assert gate.status()["held"] == 0, "still held back by the tagger"
+        clock.advance(S)  # past the hold-back: the next cycle releases the first reading
+        p.on_reading(Reading("m1", clock.boot + clock.offset, clock.boot, 2.0))
+        await until(lambda: gate.status()["held"] == 1)
+    finally:
+        await p.stop()
+    points = [parse_line(line) for _, line in iter_lines(journal.dir)]
+    assert [(pt.fields["power_w"], pt.fields["clock_synced"]) for pt in points] == [
+        (1.0, False), (2.0, False)]
+    assert p.readings_written == 2

@@ -1,7 +1,10 @@
-"""``clock.require_sync``: hold readings back from the journal until the clock is synced.
+"""The clock's two stages in the reading pipeline.
 
-The daemon stamps every reading's ``clock_synced`` through ``stamp`` when it
-is taken, then passes what is ready for the journal through ``release``:
+:class:`ClockStamp` comes first: it sets every reading's ``clock_synced``
+from the health verdict at the moment the reading is taken.
+
+:class:`SyncGate` comes last (``clock.require_sync``): it holds what is ready
+for the journal until the clock is synced:
 
 - gate open (``require_sync: false``, or sync seen, or timeout passed):
   readings go straight through;
@@ -17,7 +20,7 @@ is taken, then passes what is ready for the journal through ``release``:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wattd.logsetup import get_logger
@@ -32,7 +35,26 @@ def default_capacity(n_meters: int) -> int:
     return READINGS_PER_S_PER_METER * HOLD_CAPACITY_S * max(1, n_meters)
 
 
+class ClockStamp:
+    """Pipeline stage: records the clock verdict on each reading; holds nothing."""
+
+    def __init__(self, is_synced: Callable[[], bool]) -> None:
+        self.is_synced = is_synced
+
+    def push(self, reading: Reading) -> Reading:
+        reading.clock_synced = self.is_synced()
+        return reading
+
+    def pop_ready(self, now_boot_ns: int) -> Sequence[Reading]:
+        return ()
+
+    def flush_all(self) -> Sequence[Reading]:
+        return ()
+
+
 class SyncGate:
+    """Pipeline stage: passes readings while open, holds them (bounded) while closed."""
+
     def __init__(self, is_synced: Callable[[], bool], *, require_sync: bool,
                  timeout_s: float, start_boot_ns: int, capacity: int = default_capacity(1),
                  status_every_s: float = STATUS_EVERY_S, logger: Any = None) -> None:
@@ -51,20 +73,19 @@ class SyncGate:
         self._next_status_ns = start_boot_ns
         self._dropped_logged = 0
 
-    def stamp(self, reading: Reading) -> Reading:
-        """Record the clock verdict at the moment the reading is taken."""
-        reading.clock_synced = self.is_synced()
-        return reading
-
-    def release(self, readings: Iterable[Reading], now_boot_ns: int) -> list[Reading]:
-        """What may be written now (in order): held readings first, then ``readings``."""
+    def push(self, reading: Reading) -> Reading | None:
         if self.open:
-            return list(readings)
-        self.held.extend(readings)
-        overflow = len(self.held) - self.capacity
-        for _ in range(max(0, overflow)):
+            return reading
+        self.held.append(reading)
+        if len(self.held) > self.capacity:
             self.held.popleft()
             self.dropped += 1
+        return None
+
+    def pop_ready(self, now_boot_ns: int) -> list[Reading]:
+        """Open the gate on sync or timeout (everything held goes, in order)."""
+        if self.open:
+            return []
         if self.is_synced():
             return self._open("synchronised", now_boot_ns)
         waited_ns = now_boot_ns - self.start_boot_ns
@@ -96,7 +117,7 @@ class SyncGate:
                           released_unsynced=self.released_unsynced, dropped=self.dropped)
         return out
 
-    def flush(self) -> list[Reading]:
+    def flush_all(self) -> list[Reading]:
         """Shutdown: everything held, as it is."""
         out = list(self.held)
         self.held.clear()

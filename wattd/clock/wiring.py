@@ -1,48 +1,52 @@
-"""Plugs clock health into the daemon (like ``wattd.sinks.wiring.install_sinks``).
+"""The clock as a daemon component: health monitor, the two pipeline stages, step events.
 
-``install_clock(daemon)``:
-- every reading gets ``clock_synced`` from the health verdict when it enters
-  the pipeline (a pipeline hook);
-- ``clock.require_sync``: the pipeline's ``sync_gate`` holds released
-  readings (bounded) until sync or ``require_sync_timeout_s``;
-- the health monitor polls every ``clock.poll_interval_s`` from start-up to
-  shutdown;
+- ``stamp`` (first pipeline stage): every reading gets ``clock_synced`` from
+  the health verdict when it is taken;
+- ``gate`` (last pipeline stage, ``clock.require_sync``): holds what is ready
+  for the journal (bounded) until sync or ``require_sync_timeout_s``;
+- the health monitor polls every ``clock.poll_interval_s`` from start to stop;
 - a realtime step is journalled at once (durable) as a ``wattd_marker``
-  event ``run=clock_step``; ``ClockService.stepped_between`` lets the
-  markers engine flag runs ``clock_step``;
-- ``daemon.status()["clock"]``: the verdict, kernel state and gate state.
+  event ``run=clock_step``; ``stepped_between`` lets the marker engine flag
+  runs ``clock_step``;
+- ``status()``: the verdict, kernel state and gate state.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING
 
 from wattd.clock.adjtimex import ClockStateReader, KernelReader
-from wattd.clock.gate import SyncGate, default_capacity
+from wattd.clock.gate import ClockStamp, SyncGate, default_capacity
 from wattd.clock.health import ClockHealth, ClockStep, step_marker_line
+from wattd.clock.timesource import Clock
+from wattd.config import ClockConfig
 from wattd.logsetup import get_logger
+
+if TYPE_CHECKING:
+    from wattd.journal.writer import Journal
 
 log = get_logger("wattd.clock")
 
 
 class ClockService:
-    def __init__(self, daemon: Any, reader: ClockStateReader | None = None) -> None:
-        cfg = daemon.cfg.clock
-        self.daemon = daemon
+    def __init__(self, cfg: ClockConfig, clock: Clock, journal: Journal, *, n_meters: int,
+                 reader: ClockStateReader | None = None) -> None:
+        self.clock = clock
+        self.journal = journal
         self.health = ClockHealth(
-            reader if reader is not None else KernelReader(), daemon.clock,
+            reader if reader is not None else KernelReader(), clock,
             max_error_ms=cfg.max_error_ms, poll_interval_s=cfg.poll_interval_s,
             step_threshold_ms=cfg.step_threshold_ms, on_step=self._on_step, logger=log)
-        self.gate = SyncGate(lambda: self.health.synced, require_sync=cfg.require_sync,
+        self.stamp = ClockStamp(self.is_synced)
+        self.gate = SyncGate(self.is_synced, require_sync=cfg.require_sync,
                              timeout_s=cfg.require_sync_timeout_s,
-                             start_boot_ns=daemon.clock.boottime_ns(),
-                             capacity=default_capacity(len(daemon.cfg.meters)), logger=log)
+                             start_boot_ns=clock.boottime_ns(),
+                             capacity=default_capacity(n_meters), logger=log)
         self._writes: set[asyncio.Task[None]] = set()
         self.step_events_written = 0
 
-    @property
-    def synced(self) -> bool:
+    def is_synced(self) -> bool:
         return self.health.synced
 
     def stepped_between(self, boot_a_ns: int, boot_b_ns: int) -> bool:
@@ -51,7 +55,7 @@ class ClockService:
 
     async def start(self) -> None:
         # the wait for sync counts from start-up, not from construction
-        self.gate.start_boot_ns = self.daemon.clock.boottime_ns()
+        self.gate.start_boot_ns = self.clock.boottime_ns()
         self.health.start()  # polls once now: the first readings already get a verdict
 
     async def stop(self) -> None:
@@ -66,7 +70,7 @@ class ClockService:
 
     async def _write_step(self, step: ClockStep) -> None:
         try:
-            await self.daemon.journal.append([step_marker_line(step)], durable=True)
+            await self.journal.append([step_marker_line(step)], durable=True)
         except OSError as exc:
             log.error("clock_step_event_unwritable", error=str(exc))
         else:
@@ -76,13 +80,3 @@ class ClockService:
         out = self.health.status()
         out["gate"] = self.gate.status()
         return out
-
-
-def install_clock(daemon: Any, reader: ClockStateReader | None = None) -> ClockService:
-    service = ClockService(daemon, reader)
-    daemon.pipeline.hooks.append(service.gate.stamp)
-    daemon.pipeline.sync_gate = service.gate
-    daemon.add_status("clock", service.status)
-    daemon.startup_hooks.append(service.start)
-    daemon.shutdown_hooks.append(service.stop)
-    return service

@@ -1,9 +1,8 @@
-"""The daemon: wires meters, the pipeline, the journal and the services together.
+"""The daemon: the one place where every component is built and started.
 
-Start order: journal (so nothing is lost), pipeline writer, meters (a meter
-that cannot be opened keeps retrying: it never stops the daemon), then the
-periodic power log. Stop order is the reverse, and the pipeline is drained
-into the journal before it closes, so SIGINT/SIGTERM lose nothing.
+Each component gets what it needs as typed constructor arguments; none of
+them knows the daemon. They start in the order of ``Daemon.components`` and
+stop in the reverse order, each after a successful start only.
 """
 
 from __future__ import annotations
@@ -12,29 +11,27 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
 
+from wattd.allocator import fix_mmap_threshold
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
-from wattd.clock.wiring import install_clock
+from wattd.clock.wiring import ClockService
 from wattd.config import Config
-from wattd.daemon.allocator import fix_mmap_threshold
+from wattd.daemon.component import Component, Spawn
 from wattd.daemon.meters import MeterSet
-from wattd.daemon.pipeline import Pipeline
+from wattd.daemon.pipeline import Pipeline, Stage
 from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
-from wattd.markers.wiring import install_markers
-from wattd.sinks.wiring import install_sinks
-from wattd.sources.gpio_panel import install_gpio_panel
+from wattd.markers.server import MarkerService
+from wattd.readings import Reading
+from wattd.sinks.wiring import Sinks
+from wattd.sources.gpio_panel import GpioPanel, udp_sender
 
 log = get_logger("wattd.daemon")
 
 POWER_LOG_INTERVAL_S = 5.0
-
-StatusFn = Callable[[], dict[str, Any]]
-Hook = Callable[[], Awaitable[None]]
 
 
 class Daemon:
@@ -44,48 +41,73 @@ class Daemon:
         self.cfg = cfg
         self.simulate = simulate
         self.clock = clock
-        self.power_log_interval_s = power_log_interval_s
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+        self._stop_failed = False
+        meter_names = [m.name for m in cfg.meters]
+
         self.journal = Journal(cfg.journal)
-        self.pipeline = Pipeline(self.journal, clock)
+        self.clock_service = ClockService(cfg.clock, clock, self.journal,
+                                          n_meters=len(cfg.meters))
+        # MARKERS - to be reconciled with the markers branch (its typed factory, and the
+        # hold-back tagger split out of the service goes in `tagger`): the UDP port and
+        # run engine; for now the service itself is the run-tagging stage.
+        self.markers = MarkerService(cfg.markers, meter_names, self.journal, clock=clock,
+                                     status_provider=self.status,
+                                     clock_step=self.clock_service.stepped_between,
+                                     journal_dir=str(self.journal.dir))
+        tagger: Stage = self.markers
+        # Stamp clock_synced when a reading is taken, tag runs (hold-back), then hold
+        # for clock sync (clock.require_sync) what is ready for the journal.
+        stages = [self.clock_service.stamp, tagger, self.clock_service.gate]
+        self.pipeline = Pipeline(self.journal, clock, stages, spawn=self.start_task)
         self.meters = MeterSet(cfg.meters, clock=clock, on_reading=self.pipeline.on_reading,
                                simulate=simulate,
                                unpaced_in_flight=self._in_flight if unpaced else None)
-        self._stop = asyncio.Event()
-        self._status: dict[str, StatusFn] = {}
-        self.tasks: dict[str, asyncio.Task[Any]] = {}
-        # Services plug in here: started after the journal and pipeline, stopped before them.
-        self.startup_hooks: list[Hook] = []
-        self.shutdown_hooks: list[Hook] = []
-        # Run after the pipeline is drained into the journal (database deliveries).
-        self.delivery_shutdown_hooks: list[Hook] = []
-        self.add_status("journal", self.journal.stats)
-        self.add_status("pipeline", self.pipeline.status)
-        self.add_status("meters", self.meters.status)
-        self.add_status("process", process_status)
-        # Clock health: clock_synced on every reading, require_sync gate, step events.
-        self.clock_service = install_clock(self)
-        # Markers: UDP port, run engine (replaces the pass-through stage), run reopen.
-        self.markers = install_markers(self)
-        # Optional Raspberry Pi panel: status LED while a run is open, start/stop button.
-        self.gpio_panel = install_gpio_panel(self)
-        # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
-        self.sinks = install_sinks(self)
-        # systemd: READY/WATCHDOG/STATUS/RELOADING/STOPPING (no-ops outside systemd).
-        self.service = ServiceManager(self)
+        self.sinks = (Sinks(cfg.influxdb, self.journal, cfg.log, spawn=self.start_task)
+                      if cfg.influxdb else None)
+        gpio = cfg.gpio
+        self.gpio_panel = (
+            GpioPanel(gpio, runs_open=self._open_run_names, send=udp_sender(cfg.markers),
+                      spawn=self.start_task)
+            if gpio is not None and (gpio.status_led_pin is not None
+                                     or gpio.button_pin is not None) else None)
+        self.power_log = PowerLog(cfg, self.pipeline, power_log_interval_s,
+                                  spawn=self.start_task)
+        self.service = ServiceManager(cfg, self.pipeline, clock, open_runs=self._open_runs,
+                                      spawn=self.start_task)
+
+        # Start in this order, stop in the reverse: a component starts after everything
+        # downstream of it (what takes or reads its output) and stops before it, so a
+        # stop loses nothing. The journal first (everything ends there); the deliveries
+        # that read it (they still get the pipeline's drained tail); the pipeline; the
+        # clock and the markers, whose stages it runs (markers answer waiting stops);
+        # the GPIO panel, a marker client; the meters; the power log; the service
+        # manager last (READY=1 once all is up, STOPPING=1 first).
+        components: list[tuple[str, Component | None]] = [
+            ("journal", self.journal), ("sinks", self.sinks), ("pipeline", self.pipeline),
+            ("clock", self.clock_service), ("markers", self.markers),
+            ("gpio", self.gpio_panel), ("meters", self.meters),
+            ("power_log", self.power_log), ("service", self.service)]
+        self.components = [(name, c) for name, c in components if c is not None]
 
     # -- status --------------------------------------------------------------
 
-    def add_status(self, name: str, fn: StatusFn) -> None:
-        self._status[name] = fn
-
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, fn in self._status.items():
+    def status(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name, component in self.components:
             try:
-                out[name] = fn()
+                out[name] = component.status()
             except Exception as exc:  # noqa: BLE001 - status must always answer
                 out[name] = {"error": str(exc)}
+        out["process"] = process_status()
         return out
+
+    def _open_runs(self) -> Sequence[object]:
+        return self.markers.engine.open_runs(self.clock.boottime_ns())
+
+    def _open_run_names(self) -> list[str]:
+        return sorted({str(r["run"]) for r in self.markers.engine.open_runs()})
 
     def _in_flight(self) -> int:
         """Readings taken in but not yet journalled, or journalled but not yet delivered
@@ -93,21 +115,19 @@ class Daemon:
         Unpaced simulated meters (load tests) wait while it is large. A sink that is
         down does not count: the journal absorbs that, as it does for real meters."""
         behind = self.pipeline.readings_in - self.pipeline.readings_written
-        written = self.journal.lines_written
-        for delivery in self.sinks:
-            if delivery.state == "running":
-                behind = max(behind,
-                             written - delivery.delivered_points - delivery.dropped_points)
+        if self.sinks is not None:
+            behind = max(behind, self.sinks.points_behind(self.journal.lines_written))
         return behind
 
-    def start_task(self, name: str, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+    def start_task(self, name: str, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        """Run a long-lived task; if it fails, the daemon logs it and stops."""
+        task = asyncio.ensure_future(coro)
         task.set_name(name)
         self.tasks[name] = task
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
         exc = task.exception()
@@ -121,7 +141,7 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> int:
-        # First: glibc arenas keep whatever they held before this (wattd.daemon.allocator).
+        # First: glibc arenas keep whatever they held before this (wattd.allocator).
         fix_mmap_threshold()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -129,75 +149,77 @@ class Daemon:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.service.request_reload)
-        await self.journal.open()
+        started: list[tuple[str, Component]] = []
         try:
-            self.start_task("pipeline", self.pipeline.run())
-            for hook in self.startup_hooks:
-                await hook()
-            await self.meters.start()
-            self.start_task("power-log", self._power_log())
+            for name, component in self.components:
+                await component.start()
+                started.append((name, component))
             log.info("daemon_started", meters=[m.name for m in self.cfg.meters],
                      simulate=self.simulate, journal=str(self.journal.dir))
-            await self.service.started()
             await self._stop.wait()
         finally:
-            await self._shutdown()
-        return 0
+            await self._shutdown(started)
+        return 1 if self._stop_failed else 0
 
     def _on_signal(self, sig: int) -> None:
         log.info("signal_received", signal=signal.Signals(sig).name)
         self.request_stop()
 
-    async def _shutdown(self) -> None:
-        """Stop in the order that loses nothing: meters; the services that still
-        write points (markers answer waiting stops); the pipeline, drained into
-        the journal; then the deliveries, which get their bounded chance to send
-        everything, the drained tail included; then the journal closes."""
+    async def _shutdown(self, started: list[tuple[str, Component]]) -> None:
         log.info("daemon_stopping")
-        self.service.stopping()
-        await self.meters.stop()
-        await self._run_hooks(self.shutdown_hooks)
-        pipeline_task = self.tasks.pop("pipeline", None)
-        if pipeline_task is not None:
-            pipeline_task.cancel()
-            await asyncio.gather(pipeline_task, return_exceptions=True)
-        await self.pipeline.drain()
-        await self._run_hooks(self.delivery_shutdown_hooks)
+        for name, component in reversed(started):
+            try:
+                await component.stop()
+            except Exception:  # the others still stop (and write what they hold)
+                self._stop_failed = True
+                log.exception("component_stop_failed", component=name)
         for task in self.tasks.values():
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.tasks.clear()
-        await self.journal.close()
         log.info("daemon_stopped", readings=self.pipeline.readings_written)
         self.service.close()
 
-    @staticmethod
-    async def _run_hooks(hooks: list[Hook]) -> None:
-        for hook in reversed(hooks):
-            try:
-                await hook()
-            except Exception:
-                log.exception("shutdown_hook_failed")
 
-    async def _power_log(self) -> None:
-        """Live power in the log, one line per meter."""
+class PowerLog:
+    """Live power in the log, one line per meter every ``interval_s``."""
+
+    def __init__(self, cfg: Config, pipeline: Pipeline, interval_s: float, *,
+                 spawn: Spawn) -> None:
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.interval_s = interval_s
+        self._spawn = spawn
+
+    async def start(self) -> None:
+        self._spawn("power-log", self._run())
+
+    async def stop(self) -> None:
+        """Its task ends with the daemon's."""
+
+    def status(self) -> dict[str, object]:
+        return {"interval_s": self.interval_s}
+
+    async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.power_log_interval_s)
+            await asyncio.sleep(self.interval_s)
             for meter in self.cfg.meters:
-                reading = self.pipeline.last_reading.get(meter.name)
-                if reading is None:
-                    log.info("power", meter=meter.name, state="no reading yet")
-                    continue
-                log.info("power", meter=meter.name, power_w=_round(reading.power_w),
-                         voltage_v=_round(reading.voltage_v),
-                         current_a=_round(reading.current_a, 3),
-                         energy_j=_round(reading.energy_j), status=reading.status)
+                _log_power(meter.name, self.pipeline.last_reading.get(meter.name))
 
 
-def process_status() -> dict[str, Any]:
+def _log_power(meter: str, reading: Reading | None) -> None:
+    if reading is None:
+        log.info("power", meter=meter, state="no reading yet")
+        return
+    log.info("power", meter=meter, power_w=_round(reading.power_w),
+             voltage_v=_round(reading.voltage_v), current_a=_round(reading.current_a, 3),
+             energy_j=_round(reading.energy_j), status=reading.status)
+
+
+def process_status() -> dict[str, object]:
     """Resource use, for `wattd status` and soak tests: asyncio tasks, open file
     descriptors, resident memory (Linux /proc; absent elsewhere)."""
-    out: dict[str, Any] = {"tasks": len(asyncio.all_tasks())}
+    out: dict[str, object] = {"tasks": len(asyncio.all_tasks())}
     with contextlib.suppress(OSError):
         out["fds"] = len(os.listdir("/proc/self/fd"))
     with contextlib.suppress(OSError, ValueError, IndexError):

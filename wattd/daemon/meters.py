@@ -10,9 +10,8 @@ serial path reads it.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +30,9 @@ RESTART_MAX_S = 30.0
 
 class Source(Protocol):
     async def run(self) -> None: ...
+
+    def stop(self) -> Awaitable[None] | None:
+        """Serial sources stop at once, the pulse source awaits its GPIO thread."""
 
     def status(self) -> dict[str, Any]: ...
 
@@ -138,11 +140,9 @@ class MeterSet:
     async def stop(self) -> None:
         self._stopping = True
         for source in self.sources.values():
-            stop = getattr(source, "stop", None)
-            if stop is not None:
-                result = stop()
-                if inspect.isawaitable(result):
-                    await result
+            stopping = source.stop()
+            if stopping is not None:
+                await stopping
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks.values(), timeout=3.0)
             for task in pending:

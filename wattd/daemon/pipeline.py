@@ -1,18 +1,20 @@
-"""The reading pipeline: sources -> hooks -> stage (hold-back, run tagging) -> journal.
+"""The reading pipeline: sources -> stages -> journal.
 
-Sources call :meth:`Pipeline.on_reading` from the event loop. Readings the
-stage releases are written to the journal in batches by one writer task, so
-a burst of readings costs one journal write.
+Sources call :meth:`Pipeline.on_reading` from the event loop. The stages are
+an ordered list given by the daemon (clock stamp, run tagging with hold-back,
+clock sync gate). Readings that come out of the last stage are written to the
+journal in batches by one writer task, so a burst of readings costs one
+journal write.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Protocol
 
-from wattd.clock.gate import SyncGate
 from wattd.clock.timesource import Clock
+from wattd.daemon.component import Spawn
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
 from wattd.readings import Reading
@@ -36,46 +38,34 @@ MAX_BATCH_SHARE = 0.5
 QUIET_SLACK_S = 0.15
 
 
-class ReadingStage(Protocol):
-    def push(self, reading: Reading) -> None: ...
+class Stage(Protocol):
+    """One step between the sources and the journal. Readings pass the stages in
+    order; a stage may hold a reading back and let it go later."""
 
-    def pop_ready(self, now_boot_ns: int) -> list[Reading]: ...
+    def push(self, reading: Reading) -> Reading | None:
+        """Take a reading as it is taken: return it to pass it on at once, or None to
+        hold it back."""
 
-    def flush_all(self) -> list[Reading]: ...
+    def pop_ready(self, now_boot_ns: int) -> Sequence[Reading]:
+        """Once per writer cycle: the held readings that go on now, oldest first."""
 
-
-class PassThroughStage:
-    """No hold-back, no tagging: what the core ships before markers exist."""
-
-    def __init__(self) -> None:
-        self._ready: list[Reading] = []
-
-    def push(self, reading: Reading) -> None:
-        self._ready.append(reading)
-
-    def pop_ready(self, now_boot_ns: int) -> list[Reading]:
-        ready, self._ready = self._ready, []
-        return ready
-
-    def flush_all(self) -> list[Reading]:
-        return self.pop_ready(0)
-
-
-ReadingHook = Callable[[Reading], None]
+    def flush_all(self) -> Sequence[Reading]:
+        """Shutdown: everything still held, oldest first."""
 
 
 class Pipeline:
-    def __init__(self, journal: Journal, clock: Clock, stage: ReadingStage | None = None) -> None:
+    """Sources -> ``stages`` (in order) -> journal; it owns its writer task."""
+
+    def __init__(self, journal: Journal, clock: Clock, stages: Sequence[Stage] = (), *,
+                 spawn: Spawn | None = None) -> None:
         self.journal = journal
         self.clock = clock
-        self.stage: ReadingStage = stage or PassThroughStage()
-        # Called on every reading before the stage (e.g. clock health sets clock_synced).
-        self.hooks: list[ReadingHook] = []
-        # Consulted before each journal write: False holds readings (require_sync).
-        self.write_gate: Callable[[], bool] = lambda: True
-        # clock.require_sync: holds released readings (bounded) until the clock is synced.
-        self.sync_gate: SyncGate | None = None
-        self._ready: list[Reading] = []
+        self.stages = tuple(stages)
+        self._pushes = tuple(stage.push for stage in self.stages)  # the hot path's calls
+        self._spawn = spawn
+        self.writer: asyncio.Task[None] | None = None
+        self._released: list[Reading] = []  # past every stage, not yet taken by a cycle
+        self._ready: list[Reading] = []  # taken by a cycle, not yet journalled
         self.readings_in = 0
         self.readings_written = 0
         self.last_reading: dict[str, Reading] = {}
@@ -85,26 +75,50 @@ class Pipeline:
         self.max_batch_s = max(self.min_batch_s, interval * MAX_BATCH_SHARE)
         self.freshness_s = interval * FRESHNESS_SHARE
         self.batch_s = self.min_batch_s  # the current cycle's length (adapted each cycle)
-        self._due_ns = 0  # CLOCK_BOOTTIME at which a reading starts the next cycle
+        self.next_cycle_boot_ns = 0  # CLOCK_BOOTTIME at which a reading starts the next cycle
         self._wake = asyncio.Event()
         self._readings_at_cycle = 0
 
     def on_reading(self, reading: Reading) -> None:
         self.readings_in += 1
-        for hook in self.hooks:
-            try:
-                hook(reading)
-            except Exception:
-                log.exception("reading_hook_failed")
         self.last_reading[reading.meter] = reading
-        self.stage.push(reading)
-        if self.clock.boottime_ns() >= self._due_ns:
+        for push in self._pushes:
+            passed = push(reading)
+            if passed is None:
+                break
+            reading = passed
+        else:
+            self._released.append(reading)
+        if self.clock.boottime_ns() >= self.next_cycle_boot_ns:
             self._wake.set()
+
+    def _release(self, now_boot_ns: int) -> list[Reading]:
+        """One cycle: what each stage lets go now moves on through the stages after it."""
+        moving: list[Reading] = []
+        for stage in self.stages:
+            if moving:
+                moving = [out for held in moving if (out := stage.push(held)) is not None]
+            moving.extend(stage.pop_ready(now_boot_ns))
+        released, self._released = self._released, []
+        released.extend(moving)
+        return released
+
+    async def start(self) -> None:
+        run = self.run()
+        self.writer = (self._spawn("pipeline", run) if self._spawn is not None
+                       else asyncio.ensure_future(run))
+
+    async def stop(self) -> None:
+        """Stop the writer, then write everything the stages still hold."""
+        if self.writer is not None:
+            self.writer.cancel()
+            await asyncio.gather(self.writer, return_exceptions=True)
+        await self.drain()
 
     async def run(self) -> None:
         """Writer task: moves released readings into the journal, one batch per cycle.
 
-        A reading enters the stage at once (the marker engine sees it in
+        A reading enters the stages at once (the marker engine sees it in
         ``on_reading``); this task releases and writes what is ready once per
         cycle of ``batch_s``, started by the first reading after the cycle is due,
         or by a timer when no reading comes."""
@@ -119,15 +133,13 @@ class Pipeline:
             self._wake.clear()
             self.progress += 1
             now_boot_ns = self.clock.boottime_ns()
-            ready = self.stage.pop_ready(now_boot_ns)
-            if self.sync_gate is not None:
-                ready = self.sync_gate.release(ready, now_boot_ns)
+            ready = self._release(now_boot_ns)
             if ready:
                 self._ready.extend(ready)
             await self._write()
-            self._plan_cycle(now_boot_ns, ready)
+            self.plan_cycle(now_boot_ns, ready)
 
-    def _plan_cycle(self, now_boot_ns: int, released: list[Reading]) -> None:
+    def plan_cycle(self, now_boot_ns: int, released: list[Reading]) -> None:
         """The next cycle's length: as long as the freshness bound allows, from the
         age of the stalest meter's newest reading released this cycle."""
         if released:
@@ -142,10 +154,10 @@ class Pipeline:
             batch_s = self.max_batch_s  # no readings at all: nothing to be fresh about
         self._readings_at_cycle = self.readings_in
         self.batch_s = batch_s
-        self._due_ns = now_boot_ns + int(batch_s * 1e9)
+        self.next_cycle_boot_ns = now_boot_ns + int(batch_s * 1e9)
 
     async def _write(self) -> None:
-        if not self._ready or not self.write_gate():
+        if not self._ready:
             return
         batch, self._ready = self._ready, []
         lines = []
@@ -164,17 +176,14 @@ class Pipeline:
         self.readings_written += len(lines)
 
     async def drain(self) -> None:
-        """Shutdown: release everything held back and write it."""
-        ready = self.stage.flush_all()
-        if self.sync_gate is not None:
-            ready = self.sync_gate.flush() + ready
+        """Shutdown: release everything the stages hold and write it. A later stage
+        holds older readings than an earlier one, so its readings go first."""
+        ready = list(self._released)
+        self._released.clear()
+        for stage in reversed(self.stages):
+            ready.extend(stage.flush_all())
         self._ready.extend(ready)
-        gate = self.write_gate
-        self.write_gate = lambda: True
-        try:
-            await self._write()
-        finally:
-            self.write_gate = gate
+        await self._write()
 
     def status(self) -> dict[str, object]:
         return {"readings_in": self.readings_in, "readings_written": self.readings_written,

@@ -3,22 +3,19 @@
 The running configuration is only ever replaced piece by piece: a file that
 does not load (bad YAML, unknown key, missing secret) leaves everything as it
 was, with an error naming file, line and key. Of a good file, each changed key
-is either applied live by a registered applier or logged as needing a
-restart (and left at its running value, so ``status`` never claims a setting
-the daemon is not using).
+is either applied live (the ``log`` section: format and level) or logged as
+needing a restart (and left at its running value, so ``status`` never claims
+a setting the daemon is not using).
 
 Changed keys are dotted paths: ``log.level``, ``markers.rate.per_s``,
 ``meters.<name>.tags``, ``meters.+<name>`` / ``meters.-<name>`` for an added
-or removed meter, ``influxdb.<i>.url``. Appliers are registered with
-fnmatch patterns over those paths (``meters.*.tags``).
+or removed meter, ``influxdb.<i>.url``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
-import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +27,8 @@ from wattd.logsetup import get_logger, setup_logging
 
 log = get_logger(__name__)
 
-Applier = Callable[[Config, Config, list[str]], None]
+# The keys applied without a restart: the whole log section.
+LIVE_PREFIX = "log."
 
 
 def _fields(obj: Any) -> Iterator[tuple[str, Any]]:
@@ -93,12 +91,6 @@ def copy_leaf(running: Config, new: Config, path: str) -> None:
         setattr(dst, attr, getattr(src, attr))
 
 
-def apply_logging(old: Config, new: Config, changed: list[str]) -> None:
-    """Built-in applier for ``log.*``."""
-    del old, changed
-    setup_logging(new.log.format, new.log.level)
-
-
 @dataclass(slots=True)
 class ReloadResult:
     ok: bool
@@ -117,20 +109,16 @@ class Reloader:
         self.path = path
         self.notifier = notifier
         self._load = load
-        self._appliers: list[tuple[str, Applier]] = [("log.*", apply_logging)]
         self._lock = asyncio.Lock()
         self.reloads = 0
         self.failures = 0
         self.last: ReloadResult | None = None
         self.status_text: Callable[[], str] = lambda: ""
 
-    def live(self, pattern: str, apply: Applier | None = None) -> None:
-        """Declare keys matching ``pattern`` live; ``apply`` runs after they are copied."""
-        self._appliers.append((pattern, apply or (lambda _o, _n, _c: None)))
-
-    def plan(self, changes: list[str]) -> tuple[list[str], list[str]]:
+    @staticmethod
+    def plan(changes: list[str]) -> tuple[list[str], list[str]]:
         """Split changed paths into (live, needs_restart)."""
-        live = [c for c in changes if any(fnmatch.fnmatchcase(c, p) for p, _ in self._appliers)]
+        live = [c for c in changes if c.startswith(LIVE_PREFIX)]
         return live, [c for c in changes if c not in live]
 
     async def reload(self) -> ReloadResult:
@@ -154,20 +142,16 @@ class Reloader:
         changes = diff_configs(self.running, new)
         live, restart = self.plan(changes)
         result = ReloadResult(ok=True, needs_restart=restart)
-        old = copy.deepcopy(self.running)
         for path in live:
             copy_leaf(self.running, new, path)
-        for pattern, apply in self._appliers:
-            matched = [c for c in live if fnmatch.fnmatchcase(c, pattern)]
-            if not matched:
-                continue
+        if live:
             try:
-                apply(old, self.running, matched)
-            except Exception:  # one bad applier must not stop the rest
-                result.failed += matched
-                log.exception("config_apply_failed", keys=matched)
+                setup_logging(self.running.log.format, self.running.log.level)
+            except Exception:  # a logging set-up that fails must not end the daemon
+                result.failed += live
+                log.exception("config_apply_failed", keys=live)
             else:
-                result.applied += [c for c in matched if c not in result.applied]
+                result.applied += live
         if restart:
             log.warning("config_change_needs_restart", keys=restart,
                         hint="systemctl restart wattd to apply them; the running values stay")

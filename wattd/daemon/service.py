@@ -2,12 +2,14 @@
 
 The daemon calls four things, all harmless outside systemd:
 
-- :meth:`ServiceManager.started` once the journal is open and the marker
-  endpoints are bound (meters may still be connecting): ``READY=1``, then the
-  watchdog and the ``STATUS=`` line every few seconds;
+- :meth:`ServiceManager.start` once every other component has started (the
+  journal is open, the marker endpoints are bound; meters may still be
+  connecting): ``READY=1``, then the watchdog and the ``STATUS=`` line every
+  few seconds;
 - :meth:`ServiceManager.request_reload` from the SIGHUP handler:
   ``RELOADING=1``, re-read the config, ``READY=1``;
-- :meth:`ServiceManager.stopping` when a stop is requested: ``STOPPING=1``;
+- :meth:`ServiceManager.stop` first when a stop is requested: ``STOPPING=1``
+  (the watchdog keeps pinging while the rest drains);
 - :meth:`ServiceManager.close` at the very end.
 """
 
@@ -15,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
 
+from wattd.clock.timesource import Clock
+from wattd.config import Config
+from wattd.daemon.component import Spawn
 from wattd.daemon.notify import Notifier
+from wattd.daemon.pipeline import Pipeline
 from wattd.daemon.reload import Reloader, ReloadResult
 from wattd.daemon.watchdog import Watchdog
 from wattd.logsetup import get_logger
-
-if TYPE_CHECKING:
-    from wattd.daemon.app import Daemon
 
 log = get_logger(__name__)
 
@@ -39,62 +41,72 @@ def _age(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
-def status_line(daemon: Daemon, watchdog: Watchdog | None = None) -> str:
+def status_line(meters: Sequence[str], pipeline: Pipeline, now_boot_ns: int,
+                open_runs: Sequence[object] | None, watchdog: Watchdog | None = None) -> str:
     """One line for ``systemctl status``: meters with reading age, runs, journal."""
-    now_boot = daemon.clock.boottime_ns()
     parts = []
-    meters = []
-    for meter in daemon.cfg.meters:
-        reading = daemon.pipeline.last_reading.get(meter.name)
+    shown = []
+    for name in meters:
+        reading = pipeline.last_reading.get(name)
         if reading is None:
-            meters.append(f"{meter.name} waiting")
+            shown.append(f"{name} waiting")
         else:
             power = "?" if reading.power_w is None else f"{reading.power_w:.1f} W"
-            age = max(0, now_boot - reading.t_boot_ns) / 1e9
-            meters.append(f"{meter.name} {power} ({_age(age)} ago)")
-    parts.append("meters: " + (", ".join(meters) or "none"))
-    status = daemon.status()
-    markers = status.get("markers")
-    if isinstance(markers, dict):
-        runs = markers.get("open_runs", markers.get("runs"))
-        if isinstance(runs, dict | list):
-            parts.append("open runs: " + (", ".join(map(str, runs)) or "none"))
-    parts.append(f"written {daemon.pipeline.readings_written} readings")
+            age = max(0, now_boot_ns - reading.t_boot_ns) / 1e9
+            shown.append(f"{name} {power} ({_age(age)} ago)")
+    parts.append("meters: " + (", ".join(shown) or "none"))
+    if open_runs is not None:
+        parts.append("open runs: " + (", ".join(map(str, open_runs)) or "none"))
+    parts.append(f"written {pipeline.readings_written} readings")
     if watchdog is not None and watchdog.stalled:
         parts.append(watchdog.summary())
     return "; ".join(parts)
 
 
 class ServiceManager:
-    """sd_notify, watchdog and SIGHUP reload for one :class:`Daemon`."""
+    """sd_notify, watchdog and SIGHUP reload for the daemon: its last component.
 
-    def __init__(self, daemon: Daemon, environ: Mapping[str, str] | None = None,
+    ``open_runs`` gives the marker service's open runs for the status line
+    (None: no marker service to ask); the watchdog watches ``pipeline``'s
+    writer task."""
+
+    def __init__(self, cfg: Config, pipeline: Pipeline, clock: Clock, *,
+                 open_runs: Callable[[], Sequence[object] | None], spawn: Spawn,
+                 environ: Mapping[str, str] | None = None,
                  status_period_s: float = STATUS_PERIOD_S) -> None:
         env = os.environ if environ is None else environ
-        self.daemon = daemon
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.clock = clock
+        self.open_runs = open_runs
+        self._spawn = spawn
         self.notifier = Notifier.from_env(env)
         self.watchdog = Watchdog.from_env(self.notifier, env)
-        config_path = None if daemon.cfg.path == "<config>" else daemon.cfg.path
-        self.reloader = Reloader(daemon.cfg, config_path, self.notifier)
+        config_path = None if cfg.path == "<config>" else cfg.path
+        self.reloader = Reloader(cfg, config_path, self.notifier)
         self.reloader.status_text = self.status_text
         self.status_period_s = status_period_s
         self.ready_sent = False
         self._reload_task: asyncio.Task[ReloadResult] | None = None
-        daemon.add_status("service", self.status)
 
     def status_text(self) -> str:
-        return status_line(self.daemon, self.watchdog)
+        try:
+            runs = self.open_runs()
+        except Exception:  # the status line is advice: it never stops the daemon
+            log.exception("status_open_runs_failed")
+            runs = None
+        return status_line([m.name for m in self.cfg.meters], self.pipeline,
+                           self.clock.boottime_ns(), runs, self.watchdog)
 
-    async def started(self) -> None:
-        """Journal open, markers bound: tell systemd, start the watchdog and status line."""
-        pipeline_task = self.daemon.tasks.get("pipeline")
-        self.watchdog.watch("pipeline", lambda: self.daemon.pipeline.progress,
-                            task=pipeline_task)
+    async def start(self) -> None:
+        """Everything else is up: tell systemd, start the watchdog and status line."""
+        pipeline = self.pipeline
+        self.watchdog.watch("pipeline", lambda: pipeline.progress, task=pipeline.writer)
         self.ready_sent = self.notifier.ready(self.status_text())
         if self.watchdog.enabled:
-            self.daemon.start_task("watchdog", self.watchdog.run())
+            self._spawn("watchdog", self.watchdog.run())
         if self.notifier.enabled:
-            self.daemon.start_task("status-line", self._status_loop())
+            self._spawn("status-line", self._status_loop())
 
     async def _status_loop(self) -> None:
         while True:
@@ -108,15 +120,12 @@ class ServiceManager:
             return
         self._reload_task = asyncio.get_running_loop().create_task(self.reloader.reload())
 
-    async def wait_reload(self) -> ReloadResult | None:
-        return None if self._reload_task is None else await self._reload_task
-
-    def stopping(self) -> None:
+    async def stop(self) -> None:
         self.notifier.stopping("stopping: draining the pipeline into the journal")
 
     def close(self) -> None:
         self.notifier.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, object]:
         return {"notify": self.notifier.stats(), "watchdog": self.watchdog.status(),
                 "reload": self.reloader.status()}

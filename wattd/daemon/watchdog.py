@@ -159,10 +159,6 @@ class Watchdog:
         self.heartbeats[name] = hb
         return hb
 
-    def unregister(self, name: str) -> None:
-        self.heartbeats.pop(name, None)
-        self.stalled.pop(name, None)
-
     def check(self) -> bool:
         """One round: ping if every heartbeat is healthy. True when a ping was due."""
         self.checks += 1

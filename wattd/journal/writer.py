@@ -384,6 +384,9 @@ class Journal:
             "write_errors": self.write_errors,
         }
 
+    # The daemon runs the journal as a component (wattd.daemon.component).
+    start, stop, status = open, close, stats
+
 
 def _mtime(path: Path, default: float) -> float:
     try:

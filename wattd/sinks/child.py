@@ -37,8 +37,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wattd.allocator import fix_mmap_threshold
 from wattd.config import InfluxConfig
-from wattd.daemon.allocator import fix_mmap_threshold
 from wattd.journal.cursor import CursorStore
 from wattd.logsetup import get_logger, setup_logging
 from wattd.sinks import make_sink

@@ -1,44 +1,51 @@
-"""Plugs one delivery process per configured `influxdb` entry into the daemon."""
+"""The database deliveries as one daemon component: a process per `influxdb` entry."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING
 
+from wattd.config import InfluxConfig, LogConfig
+
 if TYPE_CHECKING:
-    from wattd.daemon.app import Daemon
-    from wattd.sinks.process import DeliveryProcess
+    from wattd.journal.writer import Journal
 
 STOP_TIMEOUT_S = 5.0
 
 
-def install_sinks(daemon: Daemon, *,
-                  stop_timeout_s: float = STOP_TIMEOUT_S) -> list[DeliveryProcess]:
-    """Create the deliveries for `daemon.cfg.influxdb`, each in its own process
-    (`wattd.sinks.process`). They start after the journal opened, are woken by
-    every journal append, and stop (delivering what they can within
-    `stop_timeout_s`) after the pipeline was drained into the journal, before it
-    closes. Their status appears under "sinks" in `wattd status`."""
-    if not daemon.cfg.influxdb:
-        return []
-    from wattd.sinks.process import DeliveryProcess  # only when a sink is configured
+class Sinks:
+    """One delivery process per configured sink (`wattd.sinks.process`), reading the
+    journal. They are woken by every journal append and, on stop, deliver what they
+    can within `stop_timeout_s` (all sinks together: they stop in parallel)."""
 
-    deliveries = [DeliveryProcess(cfg, daemon.journal.dir, daemon.cfg.log)
-                  for cfg in daemon.cfg.influxdb]
+    def __init__(self, cfgs: Sequence[InfluxConfig], journal: Journal, log_cfg: LogConfig, *,
+                 spawn: Callable[[str, Coroutine[object, object, None]], asyncio.Task[None]],
+                 stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+        from wattd.sinks.process import DeliveryProcess  # only when a sink is configured
 
-    async def start() -> None:
-        for delivery in deliveries:
-            daemon.journal.append_listeners.append(delivery.wake)
-            daemon.start_task(f"sink-{delivery.name}", delivery.run())
+        self.journal = journal
+        self.deliveries = [DeliveryProcess(cfg, journal.dir, log_cfg) for cfg in cfgs]
+        self.stop_timeout_s = stop_timeout_s
+        self._spawn = spawn
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def stop() -> None:
-        # The bound is for all sinks together: they stop in parallel.
-        await asyncio.gather(*(d.stop(stop_timeout_s) for d in deliveries),
+    async def start(self) -> None:
+        for delivery in self.deliveries:
+            self.journal.append_listeners.append(delivery.wake)
+            self._tasks.append(self._spawn(f"sink-{delivery.name}", delivery.run()))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(d.stop(self.stop_timeout_s) for d in self.deliveries),
                              return_exceptions=True)
-        tasks = [t for d in deliveries if (t := daemon.tasks.pop(f"sink-{d.name}", None))]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
 
-    daemon.startup_hooks.append(start)
-    daemon.delivery_shutdown_hooks.append(stop)
-    daemon.add_status("sinks", lambda: {d.name: d.status() for d in deliveries})
-    return deliveries
+    def points_behind(self, lines_written: int) -> int:
+        """How far the slowest running delivery is behind the journal (0 when none runs:
+        a sink that is down does not count, the journal absorbs that)."""
+        return max((lines_written - d.delivered_points - d.dropped_points
+                    for d in self.deliveries if d.state == "running"), default=0)
+
+    def status(self) -> dict[str, object]:
+        return {d.name: d.status() for d in self.deliveries}

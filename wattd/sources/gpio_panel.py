@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from wattd.config import GpioConfig, MarkersConfig
 from wattd.logsetup import get_logger
 
 log = get_logger("wattd.gpio")
@@ -31,7 +32,7 @@ log = get_logger("wattd.gpio")
 MarkerSender = Callable[[str, str], Awaitable[tuple[bool, str]]]
 
 
-def udp_sender(markers_cfg: Any, *, timeout_s: float = 8.0) -> MarkerSender:
+def udp_sender(markers_cfg: MarkersConfig, *, timeout_s: float = 8.0) -> MarkerSender:
     """Send markers to the daemon's own first listen address (0.0.0.0/:: -> loopback)."""
     from wattd.config import parse_listen
 
@@ -60,12 +61,18 @@ def udp_sender(markers_cfg: Any, *, timeout_s: float = 8.0) -> MarkerSender:
 
 
 class GpioPanel:
-    def __init__(self, cfg: Any, *, runs_open: Callable[[], list[str]], send: MarkerSender,
-                 pin_factory: Any = None, refresh_s: float = 0.25,
+    """A daemon component: ``start`` runs the panel in a task made by ``spawn``."""
+
+    def __init__(self, cfg: GpioConfig, *, runs_open: Callable[[], list[str]],
+                 send: MarkerSender,
+                 spawn: Callable[[str, Coroutine[object, object, None]], asyncio.Task[None]],
+                 pin_factory: object | None = None, refresh_s: float = 0.25,
                  retry_s: float = 10.0) -> None:
         self.cfg = cfg
         self.runs_open = runs_open
         self.send = send
+        self._spawn = spawn
+        self._task: asyncio.Task[None] | None = None
         self.pin_factory = pin_factory
         self.refresh_s = refresh_s
         self.retry_s = retry_s
@@ -73,7 +80,7 @@ class GpioPanel:
         self.presses = 0
         self.manual_run: str | None = None
         self.last_reply = ""
-        self._led: Any = None
+        self._led: Any = None  # gpiozero devices (the library is untyped)
         self._button: Any = None
         self._opened = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,33 +179,18 @@ class GpioPanel:
         finally:
             self.close()
 
-    async def stop(self) -> None:
-        self._stop.set()
+    async def start(self) -> None:
+        self._task = self._spawn("gpio-panel", self.run())
 
-    def status(self) -> dict[str, Any]:
+    async def stop(self) -> None:
+        """End the panel's loop; a press being answered is not waited for."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def status(self) -> dict[str, object]:
         return {"open": self._opened, "presses": self.presses, "manual_run": self.manual_run,
                 "errors": dict(self.errors), "last_reply": self.last_reply or None}
 
-
-def install_gpio_panel(daemon: Any) -> GpioPanel | None:
-    """Start the status LED / button panel when the config's ``gpio`` section
-    names a pin (one call from ``Daemon.__init__``); None otherwise."""
-    gpio = daemon.cfg.gpio
-    if gpio is None or (gpio.status_led_pin is None and gpio.button_pin is None):
-        return None
-    markers = getattr(daemon, "markers", None)
-
-    def runs_open() -> list[str]:
-        if markers is None:
-            return []
-        return sorted({str(r["run"]) for r in markers.engine.open_runs()})
-
-    panel = GpioPanel(gpio, runs_open=runs_open, send=udp_sender(daemon.cfg.markers))
-
-    async def start() -> None:
-        daemon.start_task("gpio-panel", panel.run())
-
-    daemon.startup_hooks.append(start)
-    daemon.shutdown_hooks.append(panel.stop)
-    daemon.add_status("gpio", panel.status)
-    return panel
