@@ -25,7 +25,7 @@ from wattd.daemon.pipeline import Pipeline
 from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
-from wattd.markers.wiring import install_markers
+from wattd.markers.build import build_markers
 from wattd.sinks.wiring import install_sinks
 from wattd.sources.gpio_panel import install_gpio_panel
 
@@ -64,8 +64,15 @@ class Daemon:
         self.add_status("process", process_status)
         # Clock health: clock_synced on every reading, require_sync gate, step events.
         self.clock_service = install_clock(self)
-        # Markers: UDP port, run engine (replaces the pass-through stage), run reopen.
-        self.markers = install_markers(self)
+        # Markers: UDP port, run engine, run reopen; run tagging is the pipeline's stage.
+        self.markers, self.pipeline.stage = build_markers(
+            cfg.markers, [m.name for m in cfg.meters], self.journal, clock,
+            status_provider=self.status,
+            clock_step=getattr(self.clock_service, "stepped_between", None),
+            journal_dir=str(self.journal.dir))
+        self.add_status("markers", self.markers.status)
+        self.startup_hooks.append(self.markers.start)
+        self.shutdown_hooks.append(self.markers.stop)
         # Optional Raspberry Pi panel: status LED while a run is open, start/stop button.
         self.gpio_panel = install_gpio_panel(self)
         # Database sinks: one delivery loop per `influxdb` entry, reading the journal.

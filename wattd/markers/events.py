@@ -1,0 +1,140 @@
+"""What the run engine decides, as typed values; the UDP edge turns them into
+reply datagrams (:func:`wattd.markers.protocol.send`).
+
+Pure data: no sockets, no clock, no wire text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+V4_MAPPED_PREFIX = "::ffff:"
+
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAddress:
+    """Where a marker came from: the sender's IP address and UDP port, and the
+    index of the listening socket that received it (the reply leaves by it)."""
+
+    ip: str
+    port: int
+    listener: int = 0
+    flowinfo: int = 0
+    scope_id: int = 0
+
+    @classmethod
+    def from_sockaddr(cls, addr: tuple[object, ...], listener: int = 0) -> SourceAddress:
+        """From what ``socket.recvfrom`` returns (IPv4 pair or IPv6 4-tuple)."""
+        ip, port = str(addr[0]), int(str(addr[1]))
+        if len(addr) >= 4:
+            return cls(ip, port, listener, int(str(addr[2])), int(str(addr[3])))
+        return cls(ip, port, listener)
+
+    @property
+    def host(self) -> str:
+        """The address as markers record it (``source`` tag): a v4-mapped IPv6
+        address is shown as IPv4."""
+        if self.ip.startswith(V4_MAPPED_PREFIX):
+            return self.ip[len(V4_MAPPED_PREFIX):]
+        return self.ip
+
+    def sockaddr(self) -> SockAddr:
+        if self.flowinfo or self.scope_id:
+            return (self.ip, self.port, self.flowinfo, self.scope_id)
+        return (self.ip, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    """A closed run's (or phase's) energy, summed over its meters."""
+
+    energy_j: float
+    duration_s: float
+    mean_w: float
+    max_w: float
+    samples: int
+    counter_energy_j: float | None = None
+    extrapolated_s: float = 0.0
+    gap_s: float = 0.0
+    per_meter_j: tuple[tuple[str, float], ...] = ()  # only with several meters
+    clock_step: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    t_ns: int
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOpened:
+    name: str
+    start_ns: int
+    skew_ms: float | None = None
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseOpened:
+    name: str
+    phase: str
+    start_ns: int
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecorded:
+    name: str
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Aborted:
+    name: str
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunClosed:
+    """A ``stop`` answered with its result (``phase`` set for a phase stop)."""
+
+    name: str
+    phase: str | None
+    result: StopResult
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A message refused with a reply code (``syntax``, ``auth``, ``stale``,
+    ``busy``, ``unknown``, ``rate``); it changed nothing."""
+
+    code: str
+    detail: str
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAsked:
+    msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswered:
+    status: Mapping[str, object]
+    msg_id: str | None = None
+
+
+ReplyEvent = (Pong | RunOpened | PhaseOpened | EventRecorded | Aborted | RunClosed | Refused
+              | StatusAnswered)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the operator should see in the log (the engine does not log)."""
+
+    event: str
+    fields: Mapping[str, object] = field(default_factory=dict)
