@@ -1,12 +1,13 @@
 """The journal points markers write (SPEC 3): ``wattd_marker`` for every
-accepted marker, ``wattd_run`` for every run or phase that closes. Pure."""
+accepted marker, ``wattd_run`` for every run or phase that closes; and the
+timeline mark a ``wattd_marker`` point records, for what replays them. Pure."""
 
 from __future__ import annotations
 
 from wattd.energy import NS, EnergyResult
-from wattd.lineprotocol import FieldValue, format_line
+from wattd.lineprotocol import FieldValue, Point, format_line
 from wattd.markers.intervals import Interval
-from wattd.markers.timeline import encode_tags
+from wattd.markers.timeline import Mark, decode_tags, encode_tags
 
 MARKER_MEASUREMENT = "wattd_marker"
 RUN_MEASUREMENT = "wattd_run"
@@ -58,3 +59,15 @@ def run_line(interval: Interval, energy: EnergyResult, counter_j: float | None, 
         fields["clock_step"] = True
     stop_rt = interval.stop_rt_ns if interval.stop_rt_ns is not None else interval.start_rt_ns
     return format_line(RUN_MEASUREMENT, tags, fields, stop_rt)
+
+
+def mark_of(point: Point) -> Mark | None:
+    """The mark a ``wattd_marker`` point records; None for an ``event`` (or
+    anything but a start, stop or abort) and for a point without a run."""
+    verb = point.tags.get("verb")
+    run = point.tags.get("run")
+    if verb not in ("start", "stop", "abort") or not run:
+        return None
+    text = point.fields.get("text")
+    return Mark(verb, run, point.tags.get("phase") or None, point.tags.get("meter") or None,
+                decode_tags(text) if isinstance(text, str) else {})

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from wattd.errors import MarkerInputError
 from wattd.journal.reader import iter_raw_lines
 from wattd.journal.segments import Position, list_segments
-from wattd.lineprotocol import LineProtocolError, Point, parse_line
+from wattd.lineprotocol import LineProtocolError, parse_line
 from wattd.markers.engine import RunEngine
-from wattd.markers.points import MARKER_MEASUREMENT
-from wattd.markers.timeline import Mark, Timeline, decode_tags
+from wattd.markers.points import MARKER_MEASUREMENT, mark_of
+from wattd.markers.timeline import Timeline
 from wattd.readings import POWER_MEASUREMENT
 
 _MARKER_PREFIX = MARKER_MEASUREMENT.encode() + b","
@@ -34,18 +34,6 @@ class OpenRun:
     start_ns: int
     tags: dict[str, str]
     phase: tuple[str, int, dict[str, str]] | None = None  # name, start, tags (run's included)
-
-
-def mark_of(point: Point) -> Mark | None:
-    """The timeline mark a ``wattd_marker`` point records (None: not a
-    start, stop or abort, or damaged)."""
-    verb = point.tags.get("verb")
-    run = point.tags.get("run")
-    if verb not in ("start", "stop", "abort") or not run:
-        return None
-    text = point.fields.get("text")
-    return Mark(verb, run, point.tags.get("phase") or None, point.tags.get("meter") or None,
-                decode_tags(text) if isinstance(text, str) else {})
 
 
 def _first_segment(directory: str, max_run_s: float, now_s: float) -> Position | None:

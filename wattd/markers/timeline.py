@@ -236,9 +236,9 @@ class Timeline:
                                        f"{mark.meter!r}")
             return [mark.meter]
         names = [n for n, s in self._meters.items() if s.run is not None and s.run.run == mark.run]
-        if not names:
+        if not names and (self._everywhere is None or self._everywhere.run != mark.run):
             raise MarkerInputError("unknown", f"run {mark.run!r} is not open")
-        return names
+        return names  # empty: a run for every meter, started before any meter was known
 
     def apply(self, mark: Mark, t_ns: int, targets: Iterable[str]) -> Change:
         """Apply ``mark`` at ``t_ns`` on ``targets`` (from :meth:`targets`)."""
@@ -268,6 +268,10 @@ class Timeline:
             self._retag(name, t_ns)
         if mark.meter is None:
             self._remember_everywhere(mark, t_ns)
+        every = self._everywhere
+        if every is not None and self._meters and not any(
+                s.run is not None and s.run.run == every.run for s in self._meters.values()):
+            self._everywhere = None  # closed on every meter it had, one by one
         return change
 
     @staticmethod
