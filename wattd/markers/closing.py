@@ -187,5 +187,5 @@ class StopBook:
             clock_step=self.clock_step is not None and any(
                 self.clock_step(i.start_boot_ns, i.stop_boot_ns or i.start_boot_ns)
                 for i, _, _ in results))
-        self._completions.append(Completion(lines, RunClosed(stop.name, stop.phase, result,
-                                                             stop.msg_id), stop.sender))
+        closed = RunClosed(stop.name, stop.phase, result, msg_id=stop.msg_id)
+        self._completions.append(Completion(lines, closed, stop.sender))

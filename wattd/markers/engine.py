@@ -203,13 +203,13 @@ class RunEngine:
         """Apply one authenticated, de-duplicated message. Refusals come back as
         a :class:`Refused` event and change nothing."""
         if msg.verb == "status":
-            return Outcome([], StatusAsked(msg.msg_id))
+            return Outcome([], StatusAsked(msg_id=msg.msg_id))
         self._notice = None
         try:
             outcome = self._handle(msg, sender, recv_rt_ns, recv_boot_ns)
         except MarkerInputError as exc:
             self.counters["refused"] += 1
-            outcome = Outcome([], Refused(exc.reason, exc.detail, msg.msg_id))
+            outcome = Outcome([], Refused(exc.reason, exc.detail, msg_id=msg.msg_id))
         else:
             self.counters["accepted"] += 1
         outcome.notice, self._notice = self._notice, None
@@ -218,7 +218,7 @@ class RunEngine:
     def _handle(self, msg: MarkerMessage, sender: SourceAddress, recv_rt: int,
                 recv_boot: int) -> Outcome:
         if msg.verb == "ping":
-            return Outcome([], Pong(recv_rt, msg.msg_id))
+            return Outcome([], Pong(recv_rt, msg_id=msg.msg_id))
         assert msg.name is not None
         name = msg.name
         t_rt, skew_ms = self.boundary(msg, recv_rt)
@@ -227,7 +227,7 @@ class RunEngine:
         targets = self.timeline.targets(mark)
         if msg.verb == "event":
             return Outcome([self._marker_line(msg, sender, t_rt, skew_ms)],
-                           EventRecorded(name, msg.msg_id))
+                           EventRecorded(name, msg_id=msg.msg_id))
         t_rt = _after(t_rt, offset, (self._meters[n] for n in targets))
         t_boot = t_rt - offset
         lines = [self._marker_line(msg, sender, t_rt, skew_ms)]
@@ -250,12 +250,12 @@ class RunEngine:
             self._open_at(span, t_boot)
         if msg.verb == "start":
             if msg.phase is None:
-                return Outcome(lines, RunOpened(name, t_rt, skew_ms, msg.msg_id))
-            return Outcome(lines, PhaseOpened(name, msg.phase, t_rt, msg.msg_id))
+                return Outcome(lines, RunOpened(name, t_rt, skew_ms, msg_id=msg.msg_id))
+            return Outcome(lines, PhaseOpened(name, msg.phase, t_rt, msg_id=msg.msg_id))
         if aborted:
             self.counters["runs_aborted"] += 1
             lines += [self._book.aborted_line(interval) for interval in closing]
-            return Outcome(lines, Aborted(name, msg.msg_id))
+            return Outcome(lines, Aborted(name, msg_id=msg.msg_id))
         self._book.wait(name, msg.phase, msg.msg_id, sender, closing, recv_boot)
         for target in targets:
             self._book.resolve(target, None)

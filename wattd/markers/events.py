@@ -64,68 +64,80 @@ class StopResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Pong:
-    t_ns: int
-    msg_id: str | None = None
+class _Reply:
+    """What a message is answered with; ``msg_id`` echoes the request's id."""
+
+    msg_id: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
-class RunOpened:
+class Pong(_Reply):
+    """``ping`` answered: the daemon's realtime clock at receive time."""
+
+    t_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunOpened(_Reply):
+    """A run opened on its meters at ``start_ns``; ``skew_ms`` is receive minus
+    sender time, when the sender gave one."""
+
     name: str
     start_ns: int
     skew_ms: float | None = None
-    msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class PhaseOpened:
+class PhaseOpened(_Reply):
+    """A phase opened inside run ``name`` (closing the run's previous phase)."""
+
     name: str
     phase: str
     start_ns: int
-    msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class EventRecorded:
+class EventRecorded(_Reply):
+    """An annotation of run ``name`` written to the journal."""
+
     name: str
-    msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Aborted:
+class Aborted(_Reply):
+    """A run (or phase) closed without a result."""
+
     name: str
-    msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class RunClosed:
+class RunClosed(_Reply):
     """A ``stop`` answered with its result (``phase`` set for a phase stop)."""
 
     name: str
     phase: str | None
     result: StopResult
-    msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(_Reply):
     """A message refused with a reply code (``syntax``, ``auth``, ``stale``,
     ``busy``, ``unknown``, ``rate``); it changed nothing."""
 
     code: str
     detail: str
-    msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class StatusAsked:
-    msg_id: str | None = None
+class StatusAsked(_Reply):
+    """``status``: the service answers with the daemon's status."""
 
 
 @dataclass(frozen=True, slots=True)
-class StatusAnswered:
+class StatusAnswered(_Reply):
+    """The ``status`` reply: one JSON object."""
+
     status: Mapping[str, object]
-    msg_id: str | None = None
 
 
 ReplyEvent = (Pong | RunOpened | PhaseOpened | EventRecorded | Aborted | RunClosed | Refused

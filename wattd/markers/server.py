@@ -171,7 +171,7 @@ class MarkerService:
         self._log_notice(outcome.notice)
         event: ReplyEvent | None
         if isinstance(outcome.event, StatusAsked):
-            event = StatusAnswered(self.status_json(), outcome.event.msg_id)
+            event = StatusAnswered(self.status_json(), msg_id=outcome.event.msg_id)
         else:
             event = outcome.event
         reply = None if event is None else send(event)

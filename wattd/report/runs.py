@@ -135,11 +135,15 @@ class RunTracking:
 
     # -- markers and run results -----------------------------------------------
 
+    def _has_tags(self, point: Point, *names: str) -> bool:
+        """A wattd point missing one of its tags is a bad line."""
+        if all(point.tags.get(name) for name in names):
+            return True
+        self.stats.bad_lines += 1
+        return False
+
     def on_marker(self, point: Point) -> None:
-        run = point.tags.get("run")
-        verb = point.tags.get("verb")
-        if not run or not verb:
-            self.stats.bad_lines += 1
+        if not self._has_tags(point, "run", "verb"):
             return
         mark = mark_of(point)
         if mark is None:
@@ -205,11 +209,9 @@ class RunTracking:
             record.plot = [(t, p) for t, p in record.plot if t <= stop_ns]
 
     def on_run_point(self, point: Point) -> None:
-        run = point.tags.get("run")
-        meter = point.tags.get("meter")
-        if not run or not meter:
-            self.stats.bad_lines += 1
+        if not self._has_tags(point, "run", "meter"):
             return
+        run, meter = point.tags["run"], point.tags["meter"]
         phase = point.tags.get("phase") or None
         fields = point.fields
         start = fields.get("start_ns")
