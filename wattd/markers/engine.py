@@ -183,7 +183,7 @@ class RunEngine:
 
     # ---------------------------------------------------------------- messages
 
-    def boundary(self, msg: MarkerMessage, recv_rt_ns: int) -> tuple[int, float | None]:
+    def _boundary(self, msg: MarkerMessage, recv_rt_ns: int) -> tuple[int, float | None]:
         """The boundary time (sender ts within the skew limit, else receive time)
         and the skew in ms (receive minus sender), when ts was given."""
         if msg.ts_ns is None:
@@ -221,7 +221,7 @@ class RunEngine:
             return Outcome([], Pong(recv_rt, msg_id=msg.msg_id))
         assert msg.name is not None
         name = msg.name
-        t_rt, skew_ms = self.boundary(msg, recv_rt)
+        t_rt, skew_ms = self._boundary(msg, recv_rt)
         offset = self._offset_ns = recv_rt - recv_boot
         mark = Mark(msg.verb, name, msg.phase, msg.meter, msg.tags)
         targets = self.timeline.targets(mark)

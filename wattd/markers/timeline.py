@@ -130,13 +130,6 @@ class Timeline:
         for name in meters:
             self.add_meter(name)
 
-    @property
-    def meters(self) -> list[str]:
-        return list(self._meters)
-
-    def __contains__(self, meter: str) -> bool:
-        return meter in self._meters
-
     def add_meter(self, name: str) -> list[Span]:
         """Know one more meter; returns the spans it joined (a run, and its
         phase, started for every meter and still open)."""
