@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from wattd.errors import MarkerInputError
 from wattd.markers import wire
@@ -51,15 +53,18 @@ def decode_tags(text: str) -> dict[str, str]:
     return tags
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """A start, stop, abort or event as the timeline sees it."""
+NO_TAGS: Mapping[str, str] = MappingProxyType({})
+
+
+class Mark(NamedTuple):
+    """A start, stop, abort or event as the timeline sees it (a tuple: one is
+    made per marker, on the marker's fast path)."""
 
     verb: str
     run: str
     phase: str | None = None
     meter: str | None = None  # None: every meter (start) or wherever the run is open
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = NO_TAGS
 
 
 @dataclass(eq=False, slots=True)
