@@ -56,7 +56,7 @@ def test_an_expired_wait_holds_the_last_power_and_an_orphan_gives_its_line_only(
     book.resolve(None, 4 * NS + NS // 2)
     assert book.take() == []
     book.resolve(None, 5 * NS)
-    stop, orphan = book.take()  # the waiting stop first, as the engine always did
+    stop, orphan = book.take()  # waiting stops complete before orphans
     assert orphan.event is None
     assert len(orphan.lines) == 1
     assert stop.event is not None
