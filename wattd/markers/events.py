@@ -26,12 +26,12 @@ class SourceAddress:
     scope_id: int = 0
 
     @classmethod
-    def from_sockaddr(cls, addr: tuple[object, ...], listener: int = 0) -> SourceAddress:
+    def from_sockaddr(cls, addr: SockAddr, listener: int = 0) -> SourceAddress:
         """From what ``socket.recvfrom`` returns (IPv4 pair or IPv6 4-tuple)."""
-        ip, port = str(addr[0]), int(str(addr[1]))
-        if len(addr) >= 4:
-            return cls(ip, port, listener, int(str(addr[2])), int(str(addr[3])))
-        return cls(ip, port, listener)
+        if len(addr) == 4:
+            ip, port, flowinfo, scope_id = addr
+            return cls(ip, port, listener, flowinfo, scope_id)
+        return cls(addr[0], addr[1], listener)
 
     @property
     def host(self) -> str:
