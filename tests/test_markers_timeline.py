@@ -74,6 +74,15 @@ def test_a_meter_first_seen_later_joins_the_run_started_for_every_meter() -> Non
     assert timeline.add_meter("later") == []
 
 
+def test_a_late_meter_carries_the_run_tags_then_the_phase_tags() -> None:
+    timeline = Timeline(["a"], keep_tags=True)
+    apply(timeline, Mark("start", "all"), 10)
+    apply(timeline, Mark("start", "all", phase="p"), 20)
+    timeline.add_meter("late")
+    assert timeline.tags_at("late", 15) == {"run": "all"}
+    assert timeline.tags_at("late", 25) == {"run": "all", "phase": "p"}
+
+
 def test_a_run_closed_meter_by_meter_is_not_joined_later() -> None:
     timeline = Timeline(["a"])
     apply(timeline, Mark("start", "r"), 1)

@@ -145,12 +145,13 @@ class Timeline:
         if every is None:
             return []
         state.run = Span(name, every.run, None, every.start_ns, dict(every.tags))
+        self._retag(name, every.start_ns)
         joined = [state.run]
         if every.phase is not None:
             phase, start_ns, tags = every.phase
             state.phase = Span(name, every.run, phase, start_ns, dict(tags))
+            self._retag(name, start_ns)
             joined.append(state.phase)
-        self._retag(name, every.start_ns)
         return joined
 
     def run_on(self, meter: str) -> Span | None:
