@@ -38,7 +38,9 @@ from wattd.daemon.pipeline import Pipeline
 from wattd.journal.cursor import CursorStore
 from wattd.journal.writer import Journal
 from wattd.markers.engine import RunEngine
+from wattd.markers.events import SourceAddress
 from wattd.markers.protocol import MarkerMessage
+from wattd.markers.tagger import RunTagger
 from wattd.protocols.registry import get_driver
 from wattd.simulator.chip_hlw8032 import ChipModel
 from wattd.simulator.power_profile import ConstantPower
@@ -71,13 +73,14 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
     journal = Journal(JournalConfig(dir=str(tmp / "journal"), max_bytes=8 << 30))
     await journal.open()
     engine = RunEngine(names)
-    pipeline = Pipeline(journal, SYSTEM_CLOCK, stage=engine)
+    pipeline = Pipeline(journal, SYSTEM_CLOCK, stage=RunTagger(engine))
     # Stamps 1 ms apart, all in the past (the hold-back releases them at once),
     # but after boot: the engine keeps run boundaries after the boot moment.
     t0_ns = SYSTEM_CLOCK.realtime_ns() - (per_meter + 1) * 1_000_000 - 60_000_000_000
     offset_ns = SYSTEM_CLOCK.boottime_ns() - SYSTEM_CLOCK.realtime_ns()
     engine.handle(MarkerMessage(verb="start", name="ingest-bench", tags={"lang": "py"}),
-                  "127.0.0.1", t0_ns - 1_000_000_000, t0_ns - 1_000_000_000 + offset_ns)
+                  SourceAddress("127.0.0.1", 0), t0_ns - 1_000_000_000,
+                  t0_ns - 1_000_000_000 + offset_ns)
     spec = get_driver("gb202")
     sources = [SerialSource(name, "/dev/null", spec, spec.make_decoder(),
                             on_reading=pipeline.on_reading, clock=SYSTEM_CLOCK)

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 from wattd.clock.timesource import SYSTEM_CLOCK
 from wattd.config import MarkersConfig, RateConfig
+from wattd.markers.build import build_markers
 from wattd.markers.client import MarkerClient
-from wattd.markers.server import MarkerService
 from wattd.readings import Reading
 
 N_ROUND_TRIPS = 2000
@@ -86,14 +86,14 @@ def startup_ratio(to: str) -> dict[str, object]:
 
 async def main() -> dict[str, object]:
     cfg = MarkersConfig(listen=["127.0.0.1:0"], rate=RateConfig(per_s=1e6, burst=1_000_000))
-    service = MarkerService(cfg, ["m"], NullJournal())
+    service, tagger = build_markers(cfg, ["m"], NullJournal(), SYSTEM_CLOCK)
     await service.start()
 
     async def feed() -> None:
         while True:
             rt, boot = SYSTEM_CLOCK.realtime_ns(), SYSTEM_CLOCK.boottime_ns()
-            service.push(Reading("m", rt, boot, 42.0))
-            service.pop_ready(boot)
+            tagger.push(Reading("m", rt, boot, 42.0))
+            tagger.pop_ready(boot)
             await asyncio.sleep(0.05)
 
     feeder = asyncio.ensure_future(feed())

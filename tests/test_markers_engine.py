@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from wattd.energy import NS, integrate
 from wattd.lineprotocol import parse_line
-from wattd.markers.engine import EngineSettings, RunEngine
-from wattd.markers.protocol import parse_message, parse_reply
+from wattd.markers.engine import EngineSettings, Outcome, RunEngine
+from wattd.markers.events import SourceAddress
+from wattd.markers.protocol import parse_message, parse_reply, send
+from wattd.markers.tagger import RunTagger
+from wattd.markers.wire import Reply
 from wattd.readings import Reading
 
 OFFSET = 1_700_000_000 * NS  # realtime = boottime + OFFSET
 MS = 1_000_000
+SENDER = SourceAddress("127.0.0.1", 50000)
 
 
 def reading(meter: str, t_boot: int, power: float, counter: float | None = None) -> Reading:
@@ -22,6 +26,7 @@ class Feed:
 
     def __init__(self, engine: RunEngine, meter: str = "m", period: int = 100 * MS) -> None:
         self.engine = engine
+        self.tagger = RunTagger(engine)
         self.meter = meter
         self.period = period
         self.t = 0
@@ -35,18 +40,22 @@ class Feed:
             p = power(self.t) if callable(power) else float(power)  # type: ignore[arg-type]
             if self.pushed:
                 self.counter += (self.pushed[-1][1] + p) / 2 * self.period / NS
-            self.engine.push(reading(self.meter, self.t, p, self.counter))
+            self.tagger.push(reading(self.meter, self.t, p, self.counter))
             self.pushed.append((self.t, p))
-            self.out.extend(self.engine.pop_ready(self.t))
+            self.out.extend(self.tagger.pop_ready(self.t))
 
 
 def msg(text: str) -> object:
     return parse_message(text.encode())
 
 
-def handle(engine: RunEngine, text: str, recv_boot: int) -> object:
-    return engine.handle(parse_message(text.encode()), "127.0.0.1", recv_boot + OFFSET,
-                         recv_boot)
+def handle(engine: RunEngine, text: str, recv_boot: int) -> Outcome:
+    return engine.handle(parse_message(text.encode()), SENDER, recv_boot + OFFSET, recv_boot)
+
+
+def reply_of(out: object) -> Reply:
+    """The reply datagram the UDP edge sends for an outcome or completion, parsed."""
+    return parse_reply(send(out.event))  # type: ignore[attr-defined]
 
 
 def test_constant_power_run_with_backdated_ts_and_tags() -> None:
@@ -55,7 +64,7 @@ def test_constant_power_run_with_backdated_ts_and_tags() -> None:
     feed.until(2 * NS, 100.0)
     start_rt = OFFSET + 2 * NS - 150 * MS  # sent 150 ms before it is received
     out = handle(engine, f"start r lang=rust ts={start_rt} id=a", 2 * NS)
-    reply = parse_reply(out.reply)
+    reply = reply_of(out)
     assert reply.ok
     assert reply.msg_id == "a"
     assert parse_line(out.lines[0]).measurement == "wattd_marker"
@@ -64,7 +73,7 @@ def test_constant_power_run_with_backdated_ts_and_tags() -> None:
     out = handle(engine, f"stop r ts={stop_rt} id=b", 5 * NS)
     assert out.pending  # the reading at 5.0 s (after the stop) was already there
     (done,) = engine.take_completions()
-    reply = parse_reply(done.reply)
+    reply = reply_of(done)
     assert reply.ok
     assert reply.msg_id == "b"
     expected = (stop_rt - start_rt) / NS * 100.0
@@ -77,7 +86,7 @@ def test_constant_power_run_with_backdated_ts_and_tags() -> None:
     assert run_point.t_ns == stop_rt
     # Readings in [start, stop) are tagged, even the one decoded before the start arrived.
     feed.until(7 * NS, 100.0)
-    feed.out.extend(engine.flush_all())
+    feed.out.extend(feed.tagger.flush_all())
     for r in feed.out:
         inside = start_rt <= r.t_ns < stop_rt
         assert (r.tags.get("run") == "r") == inside, r
@@ -101,7 +110,7 @@ def test_step_profile_matches_exact_integral() -> None:
     assert engine.take_completions() == []  # waits for the reading after the stop
     feed.until(9 * NS, power)
     (done,) = engine.take_completions()
-    got = parse_reply(done.reply).number("energy_j")
+    got = reply_of(done).number("energy_j")
     exact = integrate(feed.pushed, start_rt - OFFSET, stop_rt - OFFSET).energy_j
     assert abs(got - exact) < 1e-9 * exact
     naive = sum(p for t, p in feed.pushed if start_rt - OFFSET <= t < stop_rt - OFFSET)
@@ -113,17 +122,17 @@ def test_phases_busy_unknown_abort_event() -> None:
     fa, fb = Feed(engine, "a"), Feed(engine, "b")
     for f in (fa, fb):
         f.until(NS, 10.0)
-    assert parse_reply(handle(engine, "start r k=v", NS).reply).ok
-    assert parse_reply(handle(engine, "start other", NS).reply).code == "busy"
-    assert parse_reply(handle(engine, "start other meter=b", NS).reply).code == "busy"
-    assert parse_reply(handle(engine, "start other meter=zz", NS).reply).code == "unknown"
-    assert parse_reply(handle(engine, "stop nope", NS).reply).code == "unknown"
-    assert parse_reply(handle(engine, "stop r phase=p1", NS).reply).code == "unknown"
-    assert parse_reply(handle(engine, "start r phase=p1", NS).reply).ok
+    assert reply_of(handle(engine, "start r k=v", NS)).ok
+    assert reply_of(handle(engine, "start other", NS)).code == "busy"
+    assert reply_of(handle(engine, "start other meter=b", NS)).code == "busy"
+    assert reply_of(handle(engine, "start other meter=zz", NS)).code == "unknown"
+    assert reply_of(handle(engine, "stop nope", NS)).code == "unknown"
+    assert reply_of(handle(engine, "stop r phase=p1", NS)).code == "unknown"
+    assert reply_of(handle(engine, "start r phase=p1", NS)).ok
     for f in (fa, fb):
         f.until(2 * NS, 10.0)
-    assert parse_reply(handle(engine, "start r phase=p2", 2 * NS).reply).ok
-    assert parse_reply(handle(engine, "event r note=x", 2 * NS).reply).ok
+    assert reply_of(handle(engine, "start r phase=p2", 2 * NS)).ok
+    assert reply_of(handle(engine, "event r note=x", 2 * NS)).ok
     for f in (fa, fb):
         f.until(4 * NS, 10.0)
     # p1 closed when p2 opened: its wattd_run points came out.
@@ -135,7 +144,7 @@ def test_phases_busy_unknown_abort_event() -> None:
     for f in (fa, fb):
         f.until(5 * NS, 10.0)
     comps = engine.take_completions()
-    replies = [parse_reply(c.reply) for c in comps if c.reply]
+    replies = [reply_of(c) for c in comps if c.event]
     (reply,) = replies
     assert abs(reply.number("energy_j") - 60.0) < 1e-6
     assert abs(reply.number("energy_j.a") - 30.0) < 1e-6
@@ -143,12 +152,12 @@ def test_phases_busy_unknown_abort_event() -> None:
     assert {(p.tags["meter"], p.tags.get("phase")) for p in points} == {
         ("a", None), ("b", None), ("a", "p2"), ("b", "p2")}
     # Abort: point with aborted=true, meter free again.
-    assert parse_reply(handle(engine, "start q meter=a", 5 * NS).reply).ok
-    assert parse_reply(handle(engine, "start w meter=b", 5 * NS).reply).ok
+    assert reply_of(handle(engine, "start q meter=a", 5 * NS)).ok
+    assert reply_of(handle(engine, "start w meter=b", 5 * NS)).ok
     out = handle(engine, "abort q", 6 * NS)
-    assert parse_reply(out.reply).ok
+    assert reply_of(out).ok
     assert parse_line(out.lines[1]).fields["aborted"] is True
-    assert parse_reply(handle(engine, "start q meter=a", 6 * NS).reply).ok
+    assert reply_of(handle(engine, "start q meter=a", 6 * NS)).ok
 
 
 def test_stop_without_following_reading_extrapolates_after_wait() -> None:
@@ -162,7 +171,7 @@ def test_stop_without_following_reading_extrapolates_after_wait() -> None:
     assert engine.take_completions() == []
     engine.poll(OFFSET + 5 * NS + 60 * MS, 5 * NS + 60 * MS)
     (done,) = engine.take_completions()
-    reply = parse_reply(done.reply)
+    reply = reply_of(done)
     assert abs(reply.number("energy_j") - 82.0) < 1e-6
     assert abs(reply.number("extrapolated_s") - 0.05) < 1e-6
 
@@ -194,7 +203,7 @@ def test_reopen_counts_gap() -> None:
     handle(engine, "stop r", 22 * NS)
     feed.until(23 * NS, 20.0)
     (done,) = engine.take_completions()
-    reply = parse_reply(done.reply)
+    reply = reply_of(done)
     assert abs(reply.number("energy_j") - 21 * 20.0) < 1e-6
     assert reply.number("gap_s") > 18.0
     assert parse_line(done.lines[0]).tags["k"] == "v"

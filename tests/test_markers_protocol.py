@@ -10,11 +10,23 @@ from hypothesis import strategies as st
 
 from wattd.errors import MarkerInputError
 from wattd.markers import wire
+from wattd.markers.events import (
+    Aborted,
+    EventRecorded,
+    PhaseOpened,
+    Pong,
+    Refused,
+    RunClosed,
+    RunOpened,
+    StatusAnswered,
+    StopResult,
+)
 from wattd.markers.protocol import (
     MarkerMessage,
     format_message,
     parse_message,
     parse_reply,
+    send,
 )
 
 SECRET = b"s3cret"
@@ -184,3 +196,30 @@ def test_parser_raises_only_its_error_on_near_valid_text(text: str) -> None:
 def test_reply_parser_raises_only_its_error(data: bytes) -> None:
     with contextlib.suppress(MarkerInputError):
         parse_reply(data)
+
+
+def test_send_formats_each_reply_event() -> None:
+    assert send(Pong(1_700_000_000_000_000_000, msg_id="1")) == (
+        b"ok ping t_ns=1700000000000000000 id=1")
+    assert send(RunOpened("r", 5, skew_ms=1.23456)) == b"ok start r start_ns=5 skew_ms=1.235"
+    assert send(RunOpened("r", 5)) == b"ok start r start_ns=5"
+    assert send(PhaseOpened("r", "warm", 7, msg_id="a b")) == b"ok start r start_ns=7 id=a%20b"
+    assert send(EventRecorded("r")) == b"ok event r"
+    assert send(Aborted("r", msg_id="9")) == b"ok abort r id=9"
+    assert send(Refused("busy", "m has run x", msg_id="2")) == b"error busy m has run x id=2"
+    assert send(StatusAnswered({"meters": {}}, msg_id="3")) == (
+        b'ok status {"meters":{},"id":"3"}')
+
+
+def test_send_formats_a_stop_result_in_spec_order() -> None:
+    result = StopResult(energy_j=60.0, duration_s=4.0, mean_w=15.0, max_w=20.0, samples=40,
+                        counter_energy_j=59.5, extrapolated_s=0.05, gap_s=1.5,
+                        per_meter_j=(("a", 30.0), ("b", 30.0)), clock_step=True)
+    assert send(RunClosed("r", "p", result, msg_id="z")) == (
+        b"ok stop r phase=p energy_j=60 duration_s=4 mean_w=15 max_w=20 samples=40 "
+        b"counter_energy_j=59.5 extrapolated_s=0.05 gap_s=1.5 energy_j.a=30 energy_j.b=30 "
+        b"clock_step=true id=z")
+    plain = StopResult(energy_j=1.5, duration_s=1.0, mean_w=1.5, max_w=1.5, samples=10)
+    reply = parse_reply(send(RunClosed("r", None, plain)))
+    assert (reply.verb, reply.name, reply.fields) == ("stop", "r", {
+        "energy_j": "1.5", "duration_s": "1", "mean_w": "1.5", "max_w": "1.5", "samples": "10"})

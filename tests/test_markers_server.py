@@ -19,8 +19,10 @@ from wattd.energy import NS
 from wattd.errors import ConfigError
 from wattd.lineprotocol import parse_line
 from wattd.markers import wire
+from wattd.markers.build import build_markers
 from wattd.markers.client import MarkerClient, send_marker
-from wattd.markers.server import DedupCache, MarkerService, RateLimiter, _Handled
+from wattd.markers.server import MarkerService
+from wattd.markers.tagger import RunTagger
 from wattd.readings import Reading
 
 POWER_W = 42.0
@@ -40,7 +42,7 @@ class MemoryJournal:
         return [p for p in map(parse_line, self.lines) if p.measurement == measurement]
 
 
-async def _feed(service: MarkerService, period_s: float = 0.05) -> None:
+async def _feed(tagger: RunTagger, period_s: float = 0.05) -> None:
     """Constant power readings, stamped now, pushed as a source would."""
     counter = 0.0
     last_boot: int | None = None
@@ -49,14 +51,16 @@ async def _feed(service: MarkerService, period_s: float = 0.05) -> None:
         if last_boot is not None:  # a hardware counter integrating the true power
             counter += POWER_W * (now_boot - last_boot) / NS
         last_boot = now_boot
-        service.push(Reading("m", now_rt, now_boot, POWER_W, energy_j=counter))
-        service.pop_ready(now_boot)
+        tagger.push(Reading("m", now_rt, now_boot, POWER_W, energy_j=counter))
+        tagger.pop_ready(now_boot)
         await asyncio.sleep(period_s)
 
 
 class Harness:
-    def __init__(self, service: MarkerService, journal: MemoryJournal) -> None:
+    def __init__(self, service: MarkerService, tagger: RunTagger,
+                 journal: MemoryJournal) -> None:
         self.service = service
+        self.tagger = tagger
         self.journal = journal
         host, port = service.addresses[0]
         self.to = f"{host}:{port}"
@@ -72,11 +76,11 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         kwargs.pop("secret")
     cfg = MarkersConfig(listen=["127.0.0.1:0"], **kwargs)
     journal = MemoryJournal()
-    service = MarkerService(cfg, ["m"], journal)
+    service, tagger = build_markers(cfg, ["m"], journal, SYSTEM_CLOCK)
     await service.start()
-    feeder = asyncio.ensure_future(_feed(service))
+    feeder = asyncio.ensure_future(_feed(tagger))
     try:
-        yield Harness(service, journal)
+        yield Harness(service, tagger, journal)
     finally:
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
@@ -124,7 +128,7 @@ async def test_constant_power_run(harness: Harness) -> None:
     assert markers[0].fields["text"] == "lang=py"
     # The readings inside the run are tagged once released from the hold-back.
     await asyncio.sleep(0.6)
-    tagged = harness.service.pop_ready(SYSTEM_CLOCK.boottime_ns())
+    tagged = harness.tagger.pop_ready(SYSTEM_CLOCK.boottime_ns())
     assert all("run" not in r.tags for r in tagged if r.t_ns >= run.t_ns)
 
 
@@ -237,14 +241,16 @@ async def test_flood_while_legit_marker_is_acknowledged(harness: Harness) -> Non
 def test_non_loopback_listen_needs_secret_or_allow(tmp_path: Path) -> None:
     journal = MemoryJournal()
     with pytest.raises(ConfigError, match=r"secret_file or markers\.allow"):
-        MarkerService(MarkersConfig(listen=["0.0.0.0:9288"]), ["m"], journal)
-    MarkerService(MarkersConfig(listen=["0.0.0.0:9288"], allow=["10.0.0.0/8"]), ["m"], journal)
-    MarkerService(MarkersConfig(listen=["[::1]:9288", "127.0.0.1:9288"]), ["m"], journal)
+        build_markers(MarkersConfig(listen=["0.0.0.0:9288"]), ["m"], journal, SYSTEM_CLOCK)
+    build_markers(MarkersConfig(listen=["0.0.0.0:9288"], allow=["10.0.0.0/8"]), ["m"], journal,
+                  SYSTEM_CLOCK)
+    build_markers(MarkersConfig(listen=["[::1]:9288", "127.0.0.1:9288"]), ["m"], journal,
+                  SYSTEM_CLOCK)
 
 
 async def test_ipv6_and_allow_list(tmp_path: Path) -> None:
     cfg = MarkersConfig(listen=["[::1]:0", "127.0.0.1:0"], allow=["10.1.0.0/16"])
-    service = MarkerService(cfg, ["m"], MemoryJournal())
+    service, _ = build_markers(cfg, ["m"], MemoryJournal(), SYSTEM_CLOCK)
     await service.start()
     try:
         (h6, p6), (h4, p4) = service.addresses
@@ -256,18 +262,39 @@ async def test_ipv6_and_allow_list(tmp_path: Path) -> None:
         await service.stop()
 
 
-def test_dedup_and_rate_state_are_bounded() -> None:
-    cache = DedupCache(keep_ns=30 * NS, max_entries=1000)
-    for i in range(10_000):
-        cache.put((f"10.0.{i // 250}.{i % 250}", str(i)), _Handled(b"ok", i), 1_000 + i)
-    assert len(cache) == 1000
-    assert cache.floor_ts_ns == 1_000 + 8_999  # replays of evicted ids are refused as stale
-    cache.expire(100 * NS)
-    assert len(cache) == 0
-    rate = RateLimiter(per_s=100, burst=200, max_sources=100)
-    for i in range(5_000):
-        rate.allow(f"10.1.{i // 250}.{i % 250}", i)
-    assert len(rate) == 100
-    results = [rate.allow("10.9.9.9", 0)[0] for _ in range(250)]
-    assert results.count(True) == 200
-    assert rate.allow("10.9.9.9", NS // 10)[0]  # refilled: 10 tokens after 100 ms
+async def test_allow_list_refuses_a_sender_outside_it() -> None:
+    """Listening on every address with an allow list: a sender outside the list
+    (a non-loopback address of this host) gets no reply and changes nothing;
+    a sender inside it (loopback) is answered."""
+    outside = _non_loopback_ipv4()
+    if outside is None:
+        pytest.skip("this host has no non-loopback IPv4 address to send from")
+    cfg = MarkersConfig(listen=["0.0.0.0:0"], allow=["203.0.113.7/32"])  # not this host
+    journal = MemoryJournal()
+    service, _ = build_markers(cfg, ["m"], journal, SYSTEM_CLOCK)
+    await service.start()
+    try:
+        port = service.addresses[0][1]
+        refused = await asyncio.to_thread(raw_exchange, f"{outside}:{port}",
+                                          b"start from-outside", 1.0, outside)
+        assert refused is None
+        assert service.counters["not_allowed"] == 1
+        allowed = await asyncio.to_thread(raw_exchange, f"127.0.0.1:{port}",
+                                          b"start from-inside", 5.0, "127.0.0.2")
+        assert allowed is not None
+        assert allowed.startswith(b"ok start from-inside")
+        assert [p.tags["run"] for p in journal.points("wattd_marker")] == ["from-inside"]
+    finally:
+        await service.stop()
+
+
+def _non_loopback_ipv4() -> str | None:
+    """An IPv4 address of this host outside 127.0.0.0/8, to send from (the
+    datagram still never leaves the host: it is addressed to that same address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else str(address)

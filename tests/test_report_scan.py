@@ -10,7 +10,9 @@ import pytest
 
 from tests.report_journal import JournalBuilder, ts
 from wattd.energy import integrate
-from wattd.report.scan import RunRecord, ScanResult, parse_text_tags, scan_journal
+from wattd.markers.timeline import decode_tags as parse_text_tags
+from wattd.report.records import RunRecord, ScanResult
+from wattd.report.scan import scan_journal
 
 
 def _only(result: ScanResult, run: str, meter: str | None = None) -> RunRecord:

@@ -24,7 +24,7 @@ from wattd.daemon.pipeline import Pipeline, Stage
 from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
-from wattd.markers.server import MarkerService
+from wattd.markers.build import build_markers
 from wattd.readings import Reading
 from wattd.sinks.wiring import Sinks
 from wattd.sources.gpio_panel import GpioPanel, udp_sender
@@ -49,17 +49,14 @@ class Daemon:
         self.journal = Journal(cfg.journal)
         self.clock_service = ClockService(cfg.clock, clock, self.journal,
                                           n_meters=len(cfg.meters))
-        # MARKERS - to be reconciled with the markers branch (its typed factory, and the
-        # hold-back tagger split out of the service goes in `tagger`): the UDP port and
-        # run engine; for now the service itself is the run-tagging stage.
-        self.markers = MarkerService(cfg.markers, meter_names, self.journal, clock=clock,
-                                     status_provider=self.status,
-                                     clock_step=self.clock_service.stepped_between,
-                                     journal_dir=str(self.journal.dir))
-        tagger: Stage = self.markers
+        # The marker UDP service (port, run engine, run reopen) and its run-tagging
+        # stage (hold-back), which the pipeline owns.
+        self.markers, tagger = build_markers(
+            cfg.markers, meter_names, self.journal, clock, status_provider=self.status,
+            clock_step=self.clock_service.stepped_between, journal_dir=str(self.journal.dir))
         # Stamp clock_synced when a reading is taken, tag runs (hold-back), then hold
         # for clock sync (clock.require_sync) what is ready for the journal.
-        stages = [self.clock_service.stamp, tagger, self.clock_service.gate]
+        stages: list[Stage] = [self.clock_service.stamp, tagger, self.clock_service.gate]
         self.pipeline = Pipeline(self.journal, clock, stages, spawn=self.start_task)
         self.meters = MeterSet(cfg.meters, clock=clock, on_reading=self.pipeline.on_reading,
                                simulate=simulate,

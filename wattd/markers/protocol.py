@@ -4,6 +4,8 @@
 :class:`~wattd.errors.MarkerInputError`, whose ``reason`` is the reply code
 (``syntax`` here; ``auth``/``stale``/``busy``/``unknown``/``rate`` come
 from the server and the run engine). ``format_message(msg)`` is its inverse.
+``send(event) -> bytes`` turns what the engine decided into the reply
+datagram; ``parse_reply`` reads it back (clients).
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ from dataclasses import dataclass, field
 
 from wattd.errors import MarkerInputError
 from wattd.markers import wire
+from wattd.markers.events import (
+    Aborted,
+    EventRecorded,
+    PhaseOpened,
+    Pong,
+    Refused,
+    ReplyEvent,
+    RunClosed,
+    RunOpened,
+    StatusAnswered,
+)
+from wattd.markers.timeline import encode_tags
 from wattd.markers.wire import (
     MAC_SEPARATOR,
     MAX_DATAGRAM_BYTES,
@@ -39,6 +53,7 @@ __all__ = [
     "format_status",
     "parse_message",
     "parse_reply",
+    "send",
     "sign",
     "verify",
 ]
@@ -63,7 +78,7 @@ class MarkerMessage:
 
     def text(self) -> str:
         """The user tags as ``k=v k=v`` (the ``text`` field of ``wattd_marker``)."""
-        return " ".join(f"{k}={wire.encode_value(v)}" for k, v in self.tags.items())
+        return encode_tags(self.tags)
 
 
 def format_message(msg: MarkerMessage, secret: bytes | None = None) -> bytes:
@@ -142,3 +157,44 @@ def parse_message(data: bytes) -> MarkerMessage:
     return MarkerMessage(verb=verb, name=name, tags=tags, phase=reserved.get("phase"),
                          meter=reserved.get("meter"), ts_ns=ts_ns, msg_id=reserved.get("id"),
                          mac=mac, signed=signed)
+
+
+def send(event: ReplyEvent) -> bytes:
+    """The reply datagram for ``event``."""
+    if isinstance(event, Refused):
+        return format_error(event.code, event.detail, event.msg_id)
+    if isinstance(event, StatusAnswered):
+        return format_status(event.status, event.msg_id)
+    if isinstance(event, Pong):
+        return format_ok("ping", None, [("t_ns", event.t_ns)], event.msg_id)
+    if isinstance(event, RunOpened):
+        fields: list[tuple[str, object]] = [("start_ns", event.start_ns)]
+        if event.skew_ms is not None:
+            fields.append(("skew_ms", round(event.skew_ms, 3)))
+        return format_ok("start", event.name, fields, event.msg_id)
+    if isinstance(event, PhaseOpened):
+        return format_ok("start", event.name, [("start_ns", event.start_ns)], event.msg_id)
+    if isinstance(event, EventRecorded):
+        return format_ok("event", event.name, [], event.msg_id)
+    if isinstance(event, Aborted):
+        return format_ok("abort", event.name, [], event.msg_id)
+    return format_ok("stop", event.name, _stop_fields(event), event.msg_id)
+
+
+def _stop_fields(event: RunClosed) -> list[tuple[str, object]]:
+    result = event.result
+    fields: list[tuple[str, object]] = []
+    if event.phase is not None:
+        fields.append(("phase", event.phase))
+    fields += [("energy_j", result.energy_j), ("duration_s", result.duration_s),
+               ("mean_w", result.mean_w), ("max_w", result.max_w), ("samples", result.samples)]
+    if result.counter_energy_j is not None:
+        fields.append(("counter_energy_j", result.counter_energy_j))
+    if result.extrapolated_s > 0:
+        fields.append(("extrapolated_s", result.extrapolated_s))
+    if result.gap_s > 0:
+        fields.append(("gap_s", result.gap_s))
+    fields += [(f"energy_j.{meter}", energy_j) for meter, energy_j in result.per_meter_j]
+    if result.clock_step:
+        fields.append(("clock_step", "true"))
+    return fields

@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from wattd.errors import MarkerInputError
 from wattd.journal.reader import iter_raw_lines
 from wattd.journal.segments import Position, list_segments
 from wattd.lineprotocol import LineProtocolError, parse_line
-from wattd.markers.engine import MARKER_MEASUREMENT, RunEngine
-from wattd.markers.protocol import parse_message
+from wattd.markers.engine import RunEngine
+from wattd.markers.points import MARKER_MEASUREMENT, mark_of
+from wattd.markers.timeline import Timeline
 from wattd.readings import POWER_MEASUREMENT
 
 _MARKER_PREFIX = MARKER_MEASUREMENT.encode() + b","
@@ -31,16 +33,7 @@ class OpenRun:
     run: str
     start_ns: int
     tags: dict[str, str]
-    phase: tuple[str, int, dict[str, str]] | None = None
-
-
-def _tags_from_text(text: str) -> dict[str, str]:
-    if not text:
-        return {}
-    try:
-        return dict(parse_message(f"event x {text}".encode()).tags)
-    except Exception:  # noqa: BLE001 - a damaged line reopens the run without its tags
-        return {}
+    phase: tuple[str, int, dict[str, str]] | None = None  # name, start, tags (run's included)
 
 
 def _first_segment(directory: str, max_run_s: float, now_s: float) -> Position | None:
@@ -66,7 +59,7 @@ def find_open_runs(directory: str, meters: list[str], max_run_s: float,
     start = _first_segment(directory, max_run_s, now_s)
     if start is None:
         return [], None
-    state: dict[str, OpenRun] = {}
+    timeline = Timeline(meters, replay=True)
     for _, raw in iter_raw_lines(directory, start):
         if not raw.startswith(_MARKER_PREFIX):
             continue
@@ -74,29 +67,23 @@ def find_open_runs(directory: str, meters: list[str], max_run_s: float,
             point = parse_line(raw.decode("utf-8", "replace"))
         except LineProtocolError:
             continue
-        verb = point.tags.get("verb")
-        run = point.tags.get("run")
-        if verb not in ("start", "stop", "abort") or not run:
+        mark = mark_of(point)
+        if mark is None:
             continue
-        meter_tag = point.tags.get("meter")
-        targets = [meter_tag] if meter_tag else meters
-        phase = point.tags.get("phase")
-        text = point.fields.get("text")
-        tags = _tags_from_text(text if isinstance(text, str) else "")
-        for meter in targets:
-            current = state.get(meter)
-            if verb == "start" and phase is None:
-                state[meter] = OpenRun(meter, run, point.t_ns, tags)
-            elif current is None or current.run != run:
-                continue
-            elif verb == "start":
-                current.phase = (phase or "", point.t_ns, tags)
-            elif phase is not None:
-                if current.phase is not None and current.phase[0] == phase:
-                    current.phase = None
-            else:
-                del state[meter]
-    return [state[m] for m in meters if m in state], start
+        if mark.meter is not None:
+            timeline.add_meter(mark.meter)
+        try:
+            targets = timeline.targets(mark)
+        except MarkerInputError:
+            continue  # a stop without its start (before the scanned segments)
+        timeline.apply(mark, point.t_ns, targets)
+    found = []
+    for run, phase in timeline.open_runs():
+        if run.meter in meters:
+            found.append(OpenRun(run.meter, run.run, run.start_ns, dict(run.tags),
+                                 None if phase is None or phase.phase is None
+                                 else (phase.phase, phase.start_ns, dict(phase.tags))))
+    return found, start
 
 
 def reopen_runs(engine: RunEngine, directory: str, meters: list[str], max_run_s: float,

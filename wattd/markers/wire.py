@@ -218,7 +218,7 @@ def format_error(code: str, text: str, msg_id: str | None = None) -> bytes:
     return out.encode("ascii")
 
 
-def format_status(status: Mapping[str, Any], msg_id: str | None = None) -> bytes:
+def format_status(status: Mapping[str, object], msg_id: str | None = None) -> bytes:
     """``ok status {json}``; the request's id is echoed inside the object."""
     import json
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from wattd.report.scan import RunRecord, ScanResult
+from wattd.report.records import RunRecord, ScanResult
 from wattd.report.stats import Ratio, Summary, fieller_ratio, summarize, welch_p
 
 REPETITION_RE = re.compile(r"^(.+?)[-_.]\d+$")

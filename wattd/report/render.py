@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wattd.report.model import METRICS, Comparison, Group, Report, RunRow
-from wattd.report.scan import ScanStats
+from wattd.report.records import ScanStats
 from wattd.report.stats import Summary
 
 FORMATS = ("table", "csv", "json", "markdown")

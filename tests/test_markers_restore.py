@@ -1,0 +1,47 @@
+"""Runs found open in the journal after a restart, with the timeline's rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.report_journal import JournalBuilder, ts
+from wattd.markers.restore import find_open_runs
+
+
+def test_open_runs_and_phases_at_the_end_of_the_journal(tmp_path: Path) -> None:
+    b = JournalBuilder().readings("a", 0, 3, 1, power=1.0)
+    b.marker("start", "done", 1).marker("stop", "done", 2)
+    b.marker("start", "stop-without-start", 2.5, meter="a")  # a run on meter a only...
+    b.marker("stop", "stop-without-start", 2.6, meter="a")  # ...closed again
+    b.marker("stop", "never-started", 2.7)
+    b.marker("start", "open", 3, text="lang=rust note=two%20words")
+    b.marker("start", "open", 4, phase="warm", text="n=1")
+    b.marker("start", "open", 5, phase="load", text="n=2")  # closes warm
+    b.marker("start", "lost", 6, meter="c")  # an unconfigured meter: not reopened
+    b.write(tmp_path)
+    runs, start = find_open_runs(str(tmp_path), ["a", "b"], 86400.0, ts(10) / 1e9)
+    assert start is not None
+    assert [(r.meter, r.run, r.start_ns, r.tags) for r in runs] == [
+        ("a", "open", ts(3), {"lang": "rust", "note": "two words"}),
+        ("b", "open", ts(3), {"lang": "rust", "note": "two words"})]
+    assert runs[0].phase == ("load", ts(5), {"lang": "rust", "note": "two words", "n": "2"})
+
+
+def test_a_later_start_on_a_busy_meter_supersedes_the_lost_run(tmp_path: Path) -> None:
+    b = JournalBuilder()
+    b.marker("start", "lost-in-a-restart", 1, meter="a")
+    b.marker("start", "after", 2, meter="a")
+    b.write(tmp_path)
+    runs, _ = find_open_runs(str(tmp_path), ["a"], 86400.0, ts(10) / 1e9)
+    assert [(r.run, r.start_ns) for r in runs] == [("after", ts(2))]
+
+
+def test_segments_older_than_max_run_are_not_read(tmp_path: Path) -> None:
+    old = JournalBuilder().marker("start", "ancient", 1).write(tmp_path, 1)
+    JournalBuilder().marker("event", "x", 2).write(tmp_path, 2)
+    os.utime(old, (1_000_000.0, 1_000_000.0))
+    runs, start = find_open_runs(str(tmp_path), ["a"], 60.0, 1_000_000.0 + 3600)
+    assert runs == []
+    assert start is not None
+    assert start.segment == 2
