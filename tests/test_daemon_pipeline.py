@@ -17,7 +17,7 @@ from wattd.daemon.pipeline import Pipeline
 from wattd.journal.reader import iter_lines
 from wattd.journal.writer import Journal
 from wattd.lineprotocol import parse_line
-from wattd.markers.server import MarkerService
+from wattd.markers.build import build_markers
 from wattd.readings import Reading
 
 
@@ -119,7 +119,7 @@ async def test_stages_in_order_and_drained_oldest_first(journal: Journal) -> Non
     the gate; at shutdown the gate's (older) readings are written before the tagger's."""
     clock = FakeClock()
     stamp = ClockStamp(lambda: False)
-    tagger = MarkerService(MarkersConfig(), ["m1"], journal, clock=clock)
+    _, tagger = build_markers(MarkersConfig(), ["m1"], journal, clock)
     gate = SyncGate(lambda: False, require_sync=True, timeout_s=60, start_boot_ns=clock.boot)
     p = Pipeline(journal, clock, [stamp, tagger, gate])
     await p.start()

@@ -17,7 +17,7 @@ ROOT = Path(wattd.__file__).resolve().parent
 LAYERS: list[set[str]] = [
     # pure parts and shared definitions
     {"errors", "logsetup", "readings", "lineprotocol", "energy", "config", "protocols",
-     "allocator"},
+     "allocator", "backoff", "netaddr", "secretfile"},
     # services, each usable on its own
     {"journal", "clock", "markers", "sources", "sinks", "simulator", "report", "grafana"},
     # composition and entry points; the package root re-exports wattd.markers.api lazily
