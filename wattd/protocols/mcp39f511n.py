@@ -163,11 +163,13 @@ class MCP39F511NDecoder:
     def feed(self, data: bytes, t_ns: int) -> list[Event]:
         if self._step == 0 and self._output is None:
             return self._scan(data, t_ns)
-        if self._step not in (1, 2):
+        if not self.reply_pending():  # no reply awaited: stray bytes
             self.counters.skipped_bytes += len(data)
             return []
         self._buf += data
         buf = self._buf
+        if not buf:
+            return []
         lead = buf[0]
         if lead in (NAK, CSFAIL):
             self._step = 3

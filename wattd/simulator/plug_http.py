@@ -13,8 +13,10 @@ without the power field), ``garbage`` (a body that is not JSON).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,7 +162,27 @@ class _PlugHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, model: PlugModel, host: str, port: int) -> None:
         self.model = model
+        self.open_connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut kept-alive connections too: a plug that is unplugged answers nothing."""
+        with self._conn_lock:
+            conns = list(self.open_connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 class PlugServer:
@@ -190,5 +212,6 @@ class PlugServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
