@@ -345,3 +345,23 @@ def test_plug_random_answers_give_readings_or_counted_errors(status: int, body: 
         assert isinstance(event, Measurement | DecodeError)
         if isinstance(event, DecodeError):
             assert sum(dec.counters.dropped.values()) == 1
+
+
+def test_identify_recognises_mcp_and_um_captures() -> None:
+    from wattd.protocols.identify import identify
+    from wattd.protocols.mcp39f511n import encode_energy, encode_output, encode_reply
+    from wattd.protocols.um import encode_frame
+
+    output = encode_reply(encode_output(voltage_v=231.0, frequency_hz=50.0,
+                                        channels={1: (25.0, 0.12, 0.9)}))
+    mcp_capture = [(i * 100_000_000, output + encode_reply(encode_energy({1: i})))
+                   for i in range(10)]
+    best = identify(mcp_capture)[0]
+    assert (best.driver, best.decodes) == ("mcp39f511n", True)
+    assert best.median_power_w == pytest.approx(25.0)
+    um_capture = [(i * 500_000_000, encode_frame("UM34C", voltage_v=5.05, current_a=0.6,
+                                                 power_w=3.03)) for i in range(6)]
+    um_capture.insert(3, (1, b"\x00garbage"))
+    best = identify(um_capture)[0]
+    assert (best.driver, best.decodes) == ("um", True)
+    assert best.median_voltage_v == pytest.approx(5.05)

@@ -247,3 +247,19 @@ async def test_tasmota_credentials_warning_and_plug_gone(tmp_path: Path,
         assert source.status()["input_state"] == "auth"
     finally:
         await run.stop()
+
+
+async def test_hwmon_by_path_with_power_file(tmp_path: Path, servers: list[Any]) -> None:
+    sim = HwmonSimulator(tmp_path / "hwmon2", ConstantPower(2.75), voltage_v=5.0).start()
+    servers.append(sim)
+    meter = MeterConfig(name="ina", driver="hwmon", path=str(tmp_path / "hwmon2"),
+                        poll_interval_s=0.05, plausible=DC)
+    run = Running(meter)
+    source = run.start()
+    try:
+        await wait_for(lambda: len(run.readings) >= 3)
+        assert source.status()["power_file"] is True
+        assert all(r.power_w == 2.75 for r in run.readings)  # power1_input, in microwatts
+        assert all(r.energy_j is None for r in run.readings)  # no counter: none made up
+    finally:
+        await run.stop()

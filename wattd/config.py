@@ -312,7 +312,8 @@ class _Builder:
         if not isinstance(value, dict):
             raise self.error(path, f"must be a mapping, not {type(value).__name__}")
         hints = typing.get_type_hints(cls)
-        known = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
+        not_keys = _NOT_KEYS if cls is Config else set()  # a meter's `path` is a key
+        known = [f.name for f in dataclasses.fields(cls) if f.name not in not_keys]
         kwargs: dict[str, Any] = {}
         for key, item in value.items():
             if key not in known:
@@ -322,7 +323,7 @@ class _Builder:
                 raise self.error((*path, key), f"unknown key{suffix}")
             kwargs[key] = self.build(hints[key], item, (*path, key))
         for f in dataclasses.fields(cls):
-            if f.name in _NOT_KEYS:
+            if f.name in not_keys:
                 continue
             no_default = (f.default is dataclasses.MISSING
                           and f.default_factory is dataclasses.MISSING)
