@@ -44,7 +44,7 @@ def test_calibrate_live_mcp_with_a_wrong_power_unit(tmp_path: Path,
         config = _config(tmp_path, {"driver": "mcp39f511n", "port": sim.port_path,
                                     "calibration": {"power_w_per_count": 0.0125}})
         code = main(["calibrate", "-c", str(config), "--meter", "m", "--reference-watts",
-                     "120", "--seconds", "0.8"])
+                     "120", "--seconds", "2"])
     finally:
         sim.stop()
     out = capsys.readouterr().out
@@ -60,7 +60,7 @@ def test_calibrate_checks_a_plug(tmp_path: Path, capsys: pytest.CaptureFixture[s
         config = _config(tmp_path, {"driver": "tasmota", "url": server.url,
                                     "poll_interval_s": 0.1})
         code = main(["calibrate", "-c", str(config), "--meter", "m", "--reference-watts",
-                     "60", "--seconds", "0.8"])
+                     "60", "--seconds", "2"])
     finally:
         server.stop()
     out = capsys.readouterr().out

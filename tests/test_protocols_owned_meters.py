@@ -73,6 +73,21 @@ def test_mcp_read_reply_decodes_channel_1_with_import_sign() -> None:
     assert dec.counters.frames_ok == 2
 
 
+def test_mcp_counter_that_never_moved_is_no_counter() -> None:
+    dec = MCP39F511NDecoder()
+    output = mcp_output_reply(status=16, volts_x10=2300, hz_x1000=50000, pf1=30000,
+                              amps1=4000, watts1_x100=9000)
+    (m,) = run_mcp_poll(dec, output, mcp_energy_reply(0))
+    assert isinstance(m, Measurement)
+    assert m.energy_j is None  # accumulation off: absent, not 0 J
+    (m,) = run_mcp_poll(dec, output, mcp_energy_reply(3))
+    assert isinstance(m, Measurement)
+    assert m.energy_j == 0.0  # the counter moved: it counts from here
+    (m,) = run_mcp_poll(dec, output, mcp_energy_reply(5))
+    assert isinstance(m, Measurement)
+    assert m.energy_j == pytest.approx(2 * 3.6)
+
+
 def test_mcp_export_is_negative_power() -> None:
     dec = MCP39F511NDecoder()
     output = mcp_output_reply(status=0, volts_x10=2300, hz_x1000=50000, pf1=-30000, amps1=5000,

@@ -203,7 +203,10 @@ class MCP39F511NDecoder:
         out_t_ns, out_data = self._output
         self._step = 3
         counts = int.from_bytes(reply[2 + 8 * (self.channel - 1):2 + 8 * self.channel], "little")
-        energy_j = self.counter.update(counts * self.energy_j_per_count)
+        # A counter still at 0 before it ever moved is most likely not accumulating
+        # (energy accumulation disabled, SPEC 8.1): no counter energy, not a fake 0 J.
+        energy_j = (None if counts == 0 and self.counter.last_j is None
+                    else self.counter.update(counts * self.energy_j_per_count))
         return [self._decode(out_data, out_t_ns, energy_j)]
 
     def _scan(self, data: bytes, t_ns: int) -> list[Event]:

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
 from wattd.errors import ConfigError
 from wattd.protocols.base import DecodeError
-from wattd.protocols.plausible import RangesLike
+from wattd.protocols.plausible import Plausible, RangesLike
+from wattd.protocols.polled import DC_PLAUSIBLE, MAINS_PLAUSIBLE
 from wattd.protocols.registry import POLLED_METERS, get_driver
 from wattd.readings import Reading
 from wattd.sources.polled_source import PolledSource, PollTransport
@@ -59,6 +60,7 @@ def make_polled_source(meter: PolledMeterLike, *, on_reading: Callable[[Reading]
     """(source, simulator or None). With ``simulate_dir`` the meter is simulated
     there (a pty, a directory of hwmon files, a loopback HTTP server)."""
     spec = POLLED_METERS[meter.driver]
+    plausible = _plausible(meter, spec.dc)
     simulator: Any = None
     transport: PollTransport
     timeout_s = meter.timeout_s or spec.timeout_s
@@ -69,7 +71,7 @@ def make_polled_source(meter: PolledMeterLike, *, on_reading: Callable[[Reading]
             port = str(simulator.port_path)
         if not port:
             raise ConfigError(f"driver {meter.driver} needs a serial 'port'", key="port")
-        transport = _serial_transport(meter, port, clock, timeout_s)
+        transport = _serial_transport(meter, port, clock, timeout_s, plausible)
     elif spec.transport == "sysfs":
         from wattd.protocols.hwmon import HwmonDecoder
         from wattd.sources.sysfs_hwmon import HWMON_ROOT, HwmonTransport
@@ -83,7 +85,7 @@ def make_polled_source(meter: PolledMeterLike, *, on_reading: Callable[[Reading]
             simulator = HwmonSimulator(Path(root) / "hwmon0", _power(meter),
                                        sensor=sensor or "ina226").start()
             path = None if sensor else str(Path(root) / "hwmon0")
-        transport = HwmonTransport(HwmonDecoder(meter.plausible), clock=clock, path=path,
+        transport = HwmonTransport(HwmonDecoder(plausible), clock=clock, path=path,
                                    sensor=sensor, root=root)
     else:
         from wattd.sources.http_plug import PlugTransport
@@ -100,12 +102,21 @@ def make_polled_source(meter: PolledMeterLike, *, on_reading: Callable[[Reading]
             raise ConfigError(f"driver {meter.driver} needs a 'url'", key="url")
         transport = PlugTransport(meter.driver, url, clock=clock, channel=meter.channel or 0,
                                   timeout_s=timeout_s, username=meter.username,
-                                  password=password, plausible=meter.plausible)
+                                  password=password, plausible=plausible)
     source = PolledSource(meter.name, meter.driver, transport,
                           poll_interval_s=meter.poll_interval_s, on_reading=on_reading,
                           on_error=on_error, clock=clock, static_tags=meter.tags,
                           clock_synced=clock_synced)
     return source, simulator
+
+
+def _plausible(meter: PolledMeterLike, dc: bool) -> RangesLike:
+    """The meter's ranges; a DC meter left at the mains defaults (a MeterConfig built
+    in code: the config loader already gives DC meters the DC defaults) gets DC's."""
+    ranges = Plausible.of(meter.plausible)
+    if dc and ranges == MAINS_PLAUSIBLE:
+        return DC_PLAUSIBLE
+    return ranges
 
 
 def _power(meter: PolledMeterLike) -> Any:
@@ -117,8 +128,8 @@ def _power(meter: PolledMeterLike) -> Any:
     return power_source(power_w, meter.profile)
 
 
-def _serial_transport(meter: PolledMeterLike, port: str, clock: Clock,
-                      timeout_s: float) -> PollTransport:
+def _serial_transport(meter: PolledMeterLike, port: str, clock: Clock, timeout_s: float,
+                      plausible: RangesLike) -> PollTransport:
     import dataclasses
 
     from wattd.sources.polled_serial import SerialPollTransport
@@ -131,12 +142,11 @@ def _serial_transport(meter: PolledMeterLike, port: str, clock: Clock,
         from wattd.protocols.mcp39f511n import MCP39F511NDecoder
 
         calibration = get_driver("mcp39f511n").calibration(meter.calibration or None)
-        core = MCP39F511NDecoder(calibration, channel=meter.channel or 1,
-                                 plausible=meter.plausible)
+        core = MCP39F511NDecoder(calibration, channel=meter.channel or 1, plausible=plausible)
     else:
         from wattd.protocols.um import UMDecoder
 
-        core = UMDecoder(meter.plausible)
+        core = UMDecoder(plausible)
     return SerialPollTransport(port, core, settings, clock=clock, reply_timeout_s=timeout_s,
                                latency_ms=meter.latency_ms)
 
