@@ -268,3 +268,20 @@ async def test_hwmon_by_path_with_power_file(tmp_path: Path, servers: list[Any])
         assert all(r.energy_j is None for r in run.readings)  # no counter: none made up
     finally:
         await run.stop()
+
+
+@pytest.mark.parametrize(("driver", "power_w"), [("um", 4.2), ("mcp39f511n", 75.5)])
+async def test_wattd_simulate_serves_the_serial_meters(tmp_path: Path, servers: list[Any],
+                                                       driver: str, power_w: float) -> None:
+    from wattd.simulator.meter import start_simulated_meter
+
+    sim = start_simulated_meter(driver, power_w=power_w, link_path=tmp_path / "tty")
+    servers.append(sim)
+    meter = MeterConfig(name="s", driver=driver, port=sim.port_path, poll_interval_s=0.1)
+    run = Running(meter)
+    run.start()
+    try:
+        await wait_for(lambda: len(run.readings) >= 3)
+        assert all(r.power_w == power_w for r in run.readings)
+    finally:
+        await run.stop()
