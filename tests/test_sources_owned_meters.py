@@ -285,3 +285,53 @@ async def test_wattd_simulate_serves_the_serial_meters(tmp_path: Path, servers: 
         assert all(r.power_w == power_w for r in run.readings)
     finally:
         await run.stop()
+
+
+async def test_http_reading_stamped_at_request_answer_midpoint(servers: list[Any]) -> None:
+    model = PlugModel("shelly", ConstantPower(10.0), gen=2, refresh_s=0.0)
+    model.answer_delay_s = 0.3  # the plug reads its meter at once, answers 300 ms later
+    server = PlugServer(model).start()
+    servers.append(server)
+    meter = MeterConfig(name="p", driver="shelly", url=server.url, poll_interval_s=0.5)
+    run = Running(meter)
+    run.start()
+    try:
+        await wait_for(lambda: len(run.readings) >= 2)
+        received_ns = model.last_request_ns
+        assert received_ns is not None
+        # midpoint of send (~received) and answer (~received + 300 ms): not either end
+        assert abs(run.readings[-1].t_ns - (received_ns + 150_000_000)) < 60_000_000
+    finally:
+        await run.stop()
+
+
+class _TimedUM(UMChipModel):
+    """Records when each poll reached the meter (wall clock, for the stamp check)."""
+
+    polled_ns: list[int]
+
+    def receive(self, data: bytes, t_s: float) -> list[bytes]:
+        import time
+
+        self.polled_ns = [*getattr(self, "polled_ns", []), time.time_ns()]
+        return super().receive(data, t_s)
+
+
+async def test_serial_reading_stamped_at_send_reply_start_midpoint(
+        tmp_path: Path, servers: list[Any]) -> None:
+    from wattd.protocols.um import SERIAL
+
+    chip = _TimedUM(ConstantPower(2.0), model="UM24C", voltage_v=5.0)
+    sim = PtyMeterServer(chip, SERIAL, link_path=tmp_path / "tty", chunk_bytes=16).start()
+    servers.append(sim)
+    meter = MeterConfig(name="u", driver="um", port=sim.port_path, poll_interval_s=0.5)
+    run = Running(meter)
+    run.start()
+    try:
+        await wait_for(lambda: len(run.readings) >= 2)
+        # The 130-byte answer takes 135 ms at 9600 baud and starts right after the poll:
+        # its arrival less its wire time is the poll's moment again, and so is the stamp.
+        n = len(run.readings)  # every poll answered: reading k is poll k's
+        assert abs(run.readings[n - 1].t_ns - chip.polled_ns[n - 1]) < 40_000_000
+    finally:
+        await run.stop()

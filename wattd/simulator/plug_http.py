@@ -49,6 +49,8 @@ class PlugModel:
         self.drop_power = False
         self.garbage = False
         self.requests = 0
+        self.answer_delay_s = 0.0  # the plug takes this long to answer (after reading)
+        self.last_request_ns: int | None = None  # realtime of the last status request
         self.lock = threading.Lock()
         self._t0 = time.monotonic()
         self._last_t = 0.0
@@ -70,6 +72,7 @@ class PlugModel:
     def body(self, path: str) -> tuple[int, bytes]:
         with self.lock:
             self.requests += 1
+            self.last_request_ns = time.time_ns()
             power = self.advance()
             if self.status_override is not None:
                 return self.status_override, b'{"error": "simulated"}'
@@ -136,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, json.dumps(tasmota.AUTH_WARNING).encode())
                 return
         status, body = model.body(self.path)
+        if model.answer_delay_s:
+            time.sleep(model.answer_delay_s)
         self._send(status, body)
 
     def _shelly_auth(self, model: PlugModel) -> bool:
