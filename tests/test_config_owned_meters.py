@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wattd.config import POLLED_DRIVERS, load_config_text
+from wattd.config import load_config_text
+from wattd.config_polled import POLLED_DRIVERS
 from wattd.errors import ConfigError
 from wattd.protocols.registry import POLLED_METERS
 
@@ -19,8 +20,13 @@ def one(meter: str) -> str:
     return f"meters:\n  - {meter}\n"
 
 
-def test_driver_names_match_the_registry() -> None:
+def test_driver_names_and_defaults_match_the_registry() -> None:
+    from wattd import config_polled
+
     assert set(POLLED_DRIVERS) == set(POLLED_METERS)
+    registry_defaults = {n: s.poll_interval_s for n, s in POLLED_METERS.items()}
+    assert registry_defaults == config_polled._POLL_DEFAULTS_S
+    assert set(config_polled._DC_DRIVERS) == {n for n, s in POLLED_METERS.items() if s.dc}
 
 
 @pytest.mark.parametrize(("meter", "poll_s", "volts"), [

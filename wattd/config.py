@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 import yaml
 
+from wattd.config_polled import POLLED_DRIVERS, validate_polled
 from wattd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/wattd/config.yaml"
 SERIAL_DRIVERS = ("gb202", "hlw8032", "cse7766", "bl0940", "bl0942")
-# SPEC 8 meters (their specs: wattd.protocols.registry.POLLED_METERS).
-POLLED_DRIVERS = ("mcp39f511n", "um", "hwmon", "shelly", "tasmota")
 DRIVERS = ("gb202", "hlw8032", "cse7766", "bl0940", "bl0942", "pulse", "simulated",
            *POLLED_DRIVERS)
 
@@ -64,7 +63,7 @@ class MeterConfig:
     power_w: float | None = None
     profile: str | None = None
     # ---- SPEC 8 meters (mcp39f511n, um, hwmon, shelly, tasmota); checked by
-    # _validate_polled. poll_interval_s and plausible get the driver's defaults
+    # wattd.config_polled.validate_polled. poll_interval_s and plausible get the driver's defaults
     # when not given.
     channel: int | None = None  # mcp39f511n 1|2 (default 1); plugs' switch/meter index (0)
     path: str | None = None  # hwmon: /sys/class/hwmon/hwmonN
@@ -406,7 +405,7 @@ def _validate(b: _Builder, cfg: Config) -> None:
                 raise b.error((*path, "plausible", key), "range must be [low, high]")
         if meter.latency_ms < 0:
             raise b.error((*path, "latency_ms"), "must be >= 0")
-        _validate_polled(b, path, meter)
+        validate_polled(b, path, meter)
     _check_listen(b, cfg.markers)
     positive = [(("journal", "fsync_interval_s"), cfg.journal.fsync_interval_s),
                 (("journal", "max_bytes"), cfg.journal.max_bytes),
@@ -427,62 +426,6 @@ def _validate(b: _Builder, cfg: Config) -> None:
             raise b.error((*path, "bucket"), "api v2 needs 'bucket'")
         if db.batch_size <= 0:
             raise b.error((*path, "batch_size"), "must be > 0")
-
-
-# ---- SPEC 8 meters: their keys, defaults and checks, in one block.
-_POLLED_ONLY_KEYS = ("channel", "path", "sensor", "url", "timeout_s", "username",
-                     "password_file")
-_POLL_DEFAULTS_S = {"mcp39f511n": 0.1, "um": 0.5, "hwmon": 0.1, "shelly": 1.0, "tasmota": 1.0}
-_DC_DRIVERS = ("um", "hwmon")
-_DC_RANGES = {"voltage_v": (0.0, 30.0), "current_a": (0.0, 10.0), "power_w": (0.0, 300.0)}
-
-
-def _validate_polled(b: _Builder, path: tuple[str | int, ...], meter: MeterConfig) -> None:
-    driver = meter.driver
-    if driver not in POLLED_DRIVERS:
-        for key in _POLLED_ONLY_KEYS:
-            if getattr(meter, key) is not None:
-                raise b.error((*path, key), f"only for drivers {', '.join(POLLED_DRIVERS)}")
-        return
-    if (*path, "poll_interval_s") not in b.lines:
-        meter.poll_interval_s = _POLL_DEFAULTS_S[driver]
-    if driver in _DC_DRIVERS:
-        for key, default in _DC_RANGES.items():
-            if (*path, "plausible", key) not in b.lines:
-                setattr(meter.plausible, key, default)
-    if meter.poll_interval_s <= 0:
-        raise b.error((*path, "poll_interval_s"), "must be > 0")
-    if meter.timeout_s is not None and meter.timeout_s <= 0:
-        raise b.error((*path, "timeout_s"), "must be > 0")
-    if driver in ("mcp39f511n", "um") and not meter.port:
-        example = "/dev/ttyACM0" if driver == "mcp39f511n" else "/dev/rfcomm0"
-        raise b.error((*path, "port"), f"driver {driver} needs a serial 'port' (e.g. {example})")
-    if driver == "mcp39f511n" and meter.channel not in (None, 1, 2):
-        raise b.error((*path, "channel"), "the MCP39F511N has channels 1 and 2")
-    if driver == "hwmon" and (meter.path is None) == (meter.sensor is None):
-        raise b.error(path, "driver hwmon needs exactly one of 'path' "
-                      "(/sys/class/hwmon/hwmonN) and 'sensor' (e.g. ina226)")
-    if driver in ("shelly", "tasmota"):
-        if not meter.url or not meter.url.startswith(("http://", "https://")):
-            raise b.error((*path, "url"), f"driver {driver} needs a 'url' "
-                          "starting with http:// or https://")
-        if meter.channel is not None and meter.channel < 0:
-            raise b.error((*path, "channel"), "must be >= 0")
-        if meter.username is not None and meter.password_file is None:
-            raise b.error((*path, "password_file"), "a username needs its password_file")
-        if meter.password_file is not None:
-            try:
-                meter.password()
-            except ConfigError as exc:
-                raise b.error((*path, "password_file"), exc.message) from None
-    else:
-        for key in ("url", "username", "password_file"):
-            if getattr(meter, key) is not None:
-                raise b.error((*path, key), "only for drivers shelly and tasmota")
-    if driver != "hwmon":
-        for key in ("path", "sensor"):
-            if getattr(meter, key) is not None:
-                raise b.error((*path, key), "only for driver hwmon")
 
 
 def load_config_text(text: str, file: str = "<config>",

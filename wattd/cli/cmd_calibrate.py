@@ -34,7 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 async def _collect(meter: Any, seconds: float) -> list[Any]:
     """Run the meter's source for ``seconds``; its readings, with wide plausibility."""
-    from wattd.config import POLLED_DRIVERS, PlausibleRanges
+    from wattd.config import PlausibleRanges
+    from wattd.config_polled import POLLED_DRIVERS
     from wattd.readings import Reading
 
     # The meter may be off by a lot (or read negative power) before calibration:

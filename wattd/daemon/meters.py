@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wattd.clock.timesource import Clock
-from wattd.config import POLLED_DRIVERS, SERIAL_DRIVERS, MeterConfig
+from wattd.config import SERIAL_DRIVERS, MeterConfig
+from wattd.config_polled import POLLED_DRIVERS
 from wattd.logsetup import get_logger
 from wattd.readings import Reading
 
