@@ -233,12 +233,17 @@ async def test_tasmota_credentials_warning_and_plug_gone(tmp_path: Path,
     try:
         await wait_for(lambda: len(run.readings) >= 3)
         assert all(r.power_w == 18.0 for r in run.readings)
-        server.stop()  # the plug is unplugged: a port error, backoff, no readings
-        servers.remove(server)
-        await wait_for(lambda: source.reconnector.state.value in ("lost", "retrying"))
-        count = len(run.readings)
-        await asyncio.sleep(0.3)
-        assert len(run.readings) == count
+        with capture_logs() as logs:
+            server.stop()  # the plug is unplugged: a port error, backoff, no readings
+            servers.remove(server)
+            await wait_for(lambda: source.reconnector.state.value in ("lost", "retrying"))
+            count = len(run.readings)
+            await wait_for(lambda: source.reconnector.failures >= 4)  # several retry rounds
+            assert len(run.readings) == count
+        events = [e["event"] for e in logs]
+        assert events.count("meter port lost") == 1
+        assert events.count("meter port unavailable, retrying") == 1
+        assert events.count("meter port connected") == 0  # a lazy TCP open is not a connect
     finally:
         await run.stop()
     server2 = PlugServer(model).start()

@@ -81,6 +81,7 @@ class PolledSource:
         self.handler_errors = 0
         self.input_state = "ok"  # "ok" or the reason of the last input error
         self._last_reading_boot_ns: int | None = None
+        self._connected = False
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -94,12 +95,18 @@ class PolledSource:
                 if not await rc.wait():
                     break
                 continue
-            rc.connected()
+            # Connected once a poll went through: a plug that opens (a TCP connect is
+            # lazy) but never answers stays "retrying", logged once, not connected/lost
+            # once per backoff round.
+            self._connected = False
             reason = await self._poll_loop()
             await self._safe_close()
             if rc.stopped or reason is None:
                 break
-            rc.lost(reason)
+            if self._connected:
+                rc.lost(reason)
+            else:
+                rc.failed(reason)
             if not await rc.wait():
                 break
 
@@ -124,6 +131,9 @@ class PolledSource:
             except (MeterPortError, OSError) as exc:
                 return str(exc) or type(exc).__name__
             self.polls += 1
+            if not self._connected:
+                self._connected = True
+                self.reconnector.connected()
             for item in results:
                 try:
                     if isinstance(item.event, Measurement):
