@@ -275,6 +275,10 @@ def test_hwmon_with_and_without_power_file() -> None:
     bad = dec.decode({"in1_input": "5000\n", "curr1_input": "\x00\x01"}, T)
     assert isinstance(bad, DecodeError)
     assert bad.reason == "garbage"
+    negative = dec.decode({"power1_input": "-2000000\n", "in1_input": "5000\n",
+                           "curr1_input": "400\n"}, T)
+    assert isinstance(negative, DecodeError)
+    assert negative.reason == "implausible"  # reversed shunt: not a reading
     missing = dec.decode({"in1_input": "5000\n"}, T)
     assert isinstance(missing, DecodeError)
     assert missing.reason == "missing_field"
@@ -380,3 +384,25 @@ def test_identify_recognises_mcp_and_um_captures() -> None:
     best = identify(um_capture)[0]
     assert (best.driver, best.decodes) == ("um", True)
     assert best.median_voltage_v == pytest.approx(5.05)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["power1_input", "in1_input", "curr1_input"]),
+                       st.text(max_size=12)))
+def test_hwmon_random_file_contents_give_readings_or_counted_errors(
+        texts: dict[str, str]) -> None:
+    dec = HwmonDecoder()
+    event = dec.decode(texts, T)
+    assert isinstance(event, Measurement | DecodeError)
+    if isinstance(event, Measurement):
+        assert event.power_w is not None
+        assert 0 <= event.power_w <= 300
+    else:
+        assert sum(dec.counters.dropped.values()) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=120))
+def test_digest_challenge_parser_never_raises(header: str) -> None:
+    challenge = http_digest.parse_challenge(header)
+    assert challenge is None or {"realm", "nonce"} <= set(challenge)

@@ -261,7 +261,7 @@ class MCP39F511NDecoder:
                                  "little") * self.power_w_per_count
         if not status & SIGN_BITS[ch] and power_w:
             power_w = -power_w  # exported
-        problem = implausible(self.plausible, voltage_v, current_a, power_w)
+        problem = implausible(self.plausible, voltage_v, current_a, power_w, export_ok=True)
         if problem:
             return count_error(self.counters, self.driver, "implausible", problem, t_ns)
         self.counters.frames_ok += 1

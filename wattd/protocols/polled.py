@@ -52,12 +52,15 @@ def count_error(counters: DecodeCounters, driver: str, reason: str, detail: str,
 
 
 def implausible(plausible: Plausible, voltage_v: float | None, current_a: float | None,
-                power_w: float | None) -> str:
+                power_w: float | None, *, export_ok: bool = False) -> str:
     """'' when every present value is inside its range (and finite), else why not.
-    Power is checked on its magnitude: an exporting MCP channel reads negative."""
+    With ``export_ok`` (the MCP39F511N reads an exporting channel as negative
+    power) power is checked on its magnitude."""
     problems = []
+    if export_ok and power_w is not None:
+        power_w = abs(power_w)
     for name, value in (("voltage_v", voltage_v), ("current_a", current_a),
-                        ("power_w", None if power_w is None else abs(power_w))):
+                        ("power_w", power_w)):
         if value is None:
             continue
         low, high = getattr(plausible, name)
