@@ -55,6 +55,12 @@ def test_given_values_win_over_driver_defaults() -> None:
     assert m.plausible.current_a == (0.0, 10.0)
 
 
+def test_a_slow_poll_with_a_longer_stop_wait_is_fine() -> None:
+    cfg = load_config_text(one("{name: a, driver: shelly, url: 'http://p', poll_interval_s: 10}")
+                           + "markers: {stop_wait_s: 15}\n", environ={})
+    assert cfg.meters[0].poll_interval_s == 10.0
+
+
 def test_plug_password_comes_from_its_file(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("hunter2\n")
@@ -80,6 +86,8 @@ def test_plug_password_comes_from_its_file(tmp_path: Path) -> None:
     ("{name: a, driver: shelly, url: 'http://p', timeout_s: 0}", "meters[0].timeout_s", "> 0"),
     ("{name: a, driver: tasmota, url: 'http://p', poll_interval_s: 0}",
      "meters[0].poll_interval_s", "> 0"),
+    ("{name: a, driver: tasmota, url: 'http://p', poll_interval_s: 5}",
+     "meters[0].poll_interval_s", "markers.stop_wait_s (5 s)"),
     ("{name: a, driver: gb202, port: /dev/x, url: 'http://p'}", "meters[0].url", "only for"),
     ("{name: a, driver: um, port: /dev/x, sensor: ina226}", "meters[0].sensor", "only for"),
     ("{name: a, driver: shelly, url: 'http://p', pasword_file: x}", "meters[0].pasword_file",

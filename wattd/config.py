@@ -405,7 +405,7 @@ def _validate(b: _Builder, cfg: Config) -> None:
                 raise b.error((*path, "plausible", key), "range must be [low, high]")
         if meter.latency_ms < 0:
             raise b.error((*path, "latency_ms"), "must be >= 0")
-        validate_polled(b, path, meter)
+        validate_polled(b, path, meter, stop_wait_s=cfg.markers.stop_wait_s)
     _check_listen(b, cfg.markers)
     positive = [(("journal", "fsync_interval_s"), cfg.journal.fsync_interval_s),
                 (("journal", "max_bytes"), cfg.journal.max_bytes),

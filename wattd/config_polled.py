@@ -35,7 +35,8 @@ _DC_DRIVERS = ("um", "hwmon")
 _DC_RANGES = {"voltage_v": (0.0, 30.0), "current_a": (0.0, 10.0), "power_w": (0.0, 300.0)}
 
 
-def validate_polled(b: Located, path: tuple[str | int, ...], meter: MeterConfig) -> None:
+def validate_polled(b: Located, path: tuple[str | int, ...], meter: MeterConfig, *,
+                    stop_wait_s: float = 5.0) -> None:
     driver = meter.driver
     if driver not in POLLED_DRIVERS:
         for key in _POLLED_ONLY_KEYS:
@@ -50,6 +51,10 @@ def validate_polled(b: Located, path: tuple[str | int, ...], meter: MeterConfig)
                 setattr(meter.plausible, key, default)
     if meter.poll_interval_s <= 0:
         raise b.error((*path, "poll_interval_s"), "must be > 0")
+    if meter.poll_interval_s >= stop_wait_s:
+        raise b.error((*path, "poll_interval_s"),
+                      f"must be below markers.stop_wait_s ({stop_wait_s:g} s): a stop "
+                      "reply waits for the poll after the stop (raise stop_wait_s)")
     if meter.timeout_s is not None and meter.timeout_s <= 0:
         raise b.error((*path, "timeout_s"), "must be > 0")
     if driver in ("mcp39f511n", "um") and not meter.port:
