@@ -156,8 +156,9 @@ class MCP39F511NDecoder:
                             "no reply to the register read", t_ns)]
 
     def poll_request(self) -> bytes | None:
-        """The serial Decoder interface (a capture has no requests to answer)."""
-        return None
+        """The serial Decoder interface: what ``wattd capture`` sends to get output
+        replies into a capture (``feed`` then scans them)."""
+        return read_request(OUTPUT_ADDRESS, OUTPUT_BYTES)
 
     # ------------------------------------------------------------------ bytes
     def feed(self, data: bytes, t_ns: int) -> list[Event]:
