@@ -50,7 +50,6 @@ class PlugModel:
         self.garbage = False
         self.requests = 0
         self.answer_delay_s = 0.0  # the plug takes this long to answer (after reading)
-        self.last_request_ns: int | None = None  # realtime of the last status request
         self.lock = threading.Lock()
         self._t0 = time.monotonic()
         self._last_t = 0.0
@@ -72,7 +71,6 @@ class PlugModel:
     def body(self, path: str) -> tuple[int, bytes]:
         with self.lock:
             self.requests += 1
-            self.last_request_ns = time.time_ns()
             power = self.advance()
             if self.status_override is not None:
                 return self.status_override, b'{"error": "simulated"}'
