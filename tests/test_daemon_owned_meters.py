@@ -107,7 +107,7 @@ def test_one_second_plug_run_energy_is_the_interpolated_integral(tmp_path: Path)
     a_s, b_s = (start_ns - model_t0_ns) / 1e9, (stop_ns - model_t0_ns) / 1e9
     true_j = 30.0 * (b_s - a_s) + 20.0 / 1.3 * (math.cos(1.3 * a_s) - math.cos(1.3 * b_s))
     assert stop.number("counter_energy_j") == pytest.approx(true_j, abs=15.0)  # seen: <= 6 J
-    assert 2.5 < stop.number("duration_s") < 4.5
+    assert 2.9 < stop.number("duration_s") < 10.0  # 3 s between the markers, plus any delay
     assert status.status is not None
     plug = status.status["meters"]["plug"]
     assert plug["driver"] == "shelly"
