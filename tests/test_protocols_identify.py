@@ -85,7 +85,8 @@ def test_identify_each_driver(reads: list[tuple[int, bytes]], best: str,
         assert ranked[0].decodes
         assert ranked[0].checksum_hit_rate > 0.9
         assert ranked[0].plausible_rate == 1.0
-        assert {c.driver for c in ranked} == {"bl0940", "bl0942", "cse7766", "gb202", "hlw8032"}
+        assert {c.driver for c in ranked} == {"bl0940", "bl0942", "cse7766", "gb202", "hlw8032",
+                                          "mcp39f511n", "um"}
         family = HLW_FAMILY if best in HLW_FAMILY else {"bl0940", "bl0942"}
         wrong_family = [c for c in ranked if c.driver not in family]
         assert not any(c.decodes for c in wrong_family)

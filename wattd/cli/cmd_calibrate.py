@@ -35,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def _collect(meter: Any, seconds: float) -> list[Any]:
     """Run the meter's source for ``seconds``; its readings, with wide plausibility."""
     from wattd.config import PlausibleRanges
+    from wattd.config.polled import POLLED_DRIVERS
     from wattd.readings import Reading
 
     # The meter may be off by a lot (or read negative power) before calibration:
@@ -48,6 +49,10 @@ async def _collect(meter: Any, seconds: float) -> list[Any]:
         from wattd.sources.pulse_source import PulseSource
 
         source = PulseSource(meter, on_reading=readings.append)
+    elif meter.driver in POLLED_DRIVERS:
+        from wattd.daemon.polled_meters import make_polled_source
+
+        source, _ = make_polled_source(meter, on_reading=readings.append)
     else:
         from wattd.sources.serial_source import make_serial_source
 
@@ -79,7 +84,7 @@ def _fmt(value: float) -> str:
 def execute(args: argparse.Namespace) -> int:
     from wattd.config import load_config
     from wattd.errors import ConfigError, UsageError
-    from wattd.protocols.calibration import CalibrationError, Measured, derive
+    from wattd.protocols.calibration import CHECK_ONLY, CalibrationError, Measured, derive
 
     cfg = load_config(args.config)
     meters = {m.name: m for m in cfg.meters}
@@ -96,6 +101,8 @@ def execute(args: argparse.Namespace) -> int:
         if meter.cf1_pin is not None:
             current = {"amps_per_hz": HLW8012_AMPS_PER_HZ, "volts_per_hz": HLW8012_VOLTS_PER_HZ}
             current.update(meter.calibration)
+    elif meter.driver in CHECK_ONLY:
+        current = {}
     else:
         from wattd.protocols.registry import get_driver
 
@@ -147,6 +154,9 @@ def execute(args: argparse.Namespace) -> int:
     print(f"#   reference {args.reference_watts:.3f} W{ref_v}")
     for note in derived.notes:
         print(f"#   note: {note}")
+    if not (derived.meter_keys or derived.calibration):
+        print("# nothing to paste")
+        return 0
     print(f"# paste into the entry of meter {meter.name!r} in {cfg.path}:")
     for key, value in derived.meter_keys.items():
         print(f"    {key}: {_fmt(value)}")

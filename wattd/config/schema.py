@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Literal
 
 from wattd.config.loader import NOT_A_KEY, ONE_OR_MANY, DocumentBuilder, load_dataclass
+from wattd.config.polled import POLLED_DRIVERS, validate_polled
 from wattd.errors import ConfigError
 from wattd.netaddr import parse_listen
 from wattd.protocols.registry import driver_names, serial_driver_names
 from wattd.secretfile import read_secret
 
 DEFAULT_CONFIG_PATH = "/etc/wattd/config.yaml"
-DRIVERS = driver_names()
+DRIVERS = tuple(dict.fromkeys((*driver_names(), *POLLED_DRIVERS)))
 SERIAL_DRIVERS = serial_driver_names()
 
 
@@ -61,6 +62,21 @@ class MeterConfig:
     # simulated meters (and every serial meter under `wattd run --simulate`)
     power_w: float | None = None
     profile: str | None = None
+    # SPEC 8 meters (mcp39f511n, um, hwmon, shelly, tasmota), checked by
+    # wattd.config.polled.validate_polled; poll_interval_s and plausible get the
+    # driver's defaults when not given.
+    channel: int | None = None  # mcp39f511n 1|2 (default 1); plugs' switch/meter index (0)
+    path: str | None = None  # hwmon: /sys/class/hwmon/hwmonN
+    sensor: str | None = None  # hwmon: the `name` file's content, e.g. ina226
+    url: str | None = None  # shelly, tasmota: http://plug.local
+    timeout_s: float | None = None  # a reply not in by then is missing (driver default)
+    username: str | None = None  # plugs (default admin when password_file is given)
+    password_file: str | None = None  # plugs: the password, never inline
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return _secret_text(self.password_file, "password_file")
 
 
 @dataclass(slots=True)
@@ -229,7 +245,8 @@ def _validate(b: DocumentBuilder, cfg: Config) -> None:
         if meter.name in seen:
             raise b.error((*path, "name"), f"duplicate meter name {meter.name!r}")
         seen.add(meter.name)
-        if meter.driver in SERIAL_DRIVERS and not meter.port:
+        if (meter.driver in SERIAL_DRIVERS and meter.driver not in POLLED_DRIVERS
+                and not meter.port):  # polled meters: validate_polled names an example port
             raise b.error((*path, "port"), f"driver {meter.driver} needs a serial 'port'")
         if meter.driver == "pulse":
             if meter.pin is None:
@@ -247,6 +264,7 @@ def _validate(b: DocumentBuilder, cfg: Config) -> None:
                 raise b.error((*path, "plausible", key), "range must be [low, high]")
         if meter.latency_ms < 0:
             raise b.error((*path, "latency_ms"), "must be >= 0")
+        validate_polled(b, path, meter, stop_wait_s=cfg.markers.stop_wait_s)
     _check_listen(b, cfg.markers)
     positive = [(("journal", "fsync_interval_s"), cfg.journal.fsync_interval_s),
                 (("journal", "max_bytes"), cfg.journal.max_bytes),

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from wattd.backoff import Backoff
 from wattd.clock.timesource import Clock
 from wattd.config import SERIAL_DRIVERS, MeterConfig
+from wattd.config.polled import POLLED_DRIVERS
 from wattd.logsetup import get_logger
 from wattd.readings import Reading
 
@@ -89,6 +90,8 @@ class MeterSet:
             from wattd.sources.pulse_source import PulseSource
 
             return PulseSource(meter, on_reading=self.on_reading, clock=self.clock)
+        if meter.driver in POLLED_DRIVERS:  # SPEC 8 meters: wattd.daemon.polled_meters
+            return self._polled_source(meter)
         simulated = meter.driver == "simulated" or (self.simulate and meter.driver in
                                                     SERIAL_DRIVERS)
         if simulated and self.unpaced_in_flight is not None:
@@ -100,6 +103,22 @@ class MeterSet:
         assert port is not None  # config validation requires a port for serial drivers
         return make_serial_source(meter, port=port, driver=driver, clock=self.clock,
                                   on_reading=self.on_reading)
+
+    def _polled_source(self, meter: MeterConfig) -> Source:
+        from wattd.daemon.polled_meters import make_polled_source
+
+        sim_dir = None
+        if self.simulate:
+            if self._sim_dir is None:
+                self._sim_dir = tempfile.TemporaryDirectory(prefix="wattd-sim-")
+            sim_dir = self._sim_dir.name
+        source, simulator = make_polled_source(meter, on_reading=self.on_reading,
+                                               clock=self.clock, simulate_dir=sim_dir)
+        if simulator is not None:
+            self.simulators[meter.name] = simulator
+            log.info("simulated_meter_started", meter=meter.name, driver=meter.driver,
+                     port=source.transport.port, power_w=meter.power_w, profile=meter.profile)
+        return source
 
     def _unpaced_source(self, meter: MeterConfig) -> Source:
         from wattd.simulator.meter import make_chip

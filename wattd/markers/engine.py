@@ -74,6 +74,7 @@ def gap_threshold_ns(period_ns: float) -> int:
 class _Meter:
     name: str
     period_ns: float = DEFAULT_PERIOD_NS  # EMA of reading intervals (hold-back, gaps)
+    period_learned: bool = False  # an interval was seen (it replaced the default)
     last_t_boot: int | None = None
     history: deque[Reading] = field(default_factory=lambda: deque(maxlen=HISTORY_READINGS))
     last_boundary_boot: int = 0  # boot time of the meter's latest boundary
@@ -139,7 +140,11 @@ class RunEngine:
         if meter.last_t_boot is not None and t > meter.last_t_boot:
             step = t - meter.last_t_boot
             if step < 5 * NS:
-                meter.period_ns += (step - meter.period_ns) * 0.1
+                if meter.period_learned:
+                    meter.period_ns += (step - meter.period_ns) * 0.1
+                else:  # the first interval replaces the default: a 1 s plug is not
+                    meter.period_ns = float(step)  # a 110 ms chip (false gaps otherwise)
+                    meter.period_learned = True
         meter.last_t_boot = t if meter.last_t_boot is None else max(t, meter.last_t_boot)
         hist = meter.history
         hist.append(reading)

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 HLW_FAMILY = ("hlw8032", "cse7766", "gb202")
 MIN_CF_COUNTS = 100  # CF counts needed to calibrate the energy counter to 1 %
 BL09XX = ("bl0940", "bl0942")
+MIN_MCP_COUNTS = 100  # MCP39F511N energy counts for a 1 % energy_j_per_count
+# SPEC 8 meters with no coefficients of their own: calibrate only checks them.
+CHECK_ONLY = ("um", "hwmon", "shelly", "tasmota")
 
 
 @dataclass(slots=True, frozen=True)
@@ -115,6 +118,27 @@ def derive(driver: str, current: Mapping[str, float], measured: Measured, *,
                                                        "current"))
         if "volts_per_hz" in current and v_ratio is not None:
             out.calibration["volts_per_hz"] = current["volts_per_hz"] * v_ratio
+    elif driver == "mcp39f511n":
+        cal = {"power_w_per_count": current["power_w_per_count"] * p_ratio,
+               "energy_j_per_count": current["energy_j_per_count"]}
+        counts = (measured.counter_energy_j or 0.0) / current["energy_j_per_count"]
+        if counts >= MIN_MCP_COUNTS and measured.duration_s > 0:
+            true_j = reference_w * measured.duration_s
+            cal["energy_j_per_count"] *= true_j / (measured.counter_energy_j or 1.0)
+        else:
+            out.notes.append(f"energy_j_per_count kept: the window held {counts:.0f} counts, "
+                             f"{MIN_MCP_COUNTS} are needed for 1 %; run longer (--seconds), "
+                             "or enable energy accumulation on the chip")
+        out.calibration = cal
+    elif driver in CHECK_ONLY:
+        error = measured.power_w / reference_w - 1.0
+        out.notes.append(f"{driver} has no coefficients to set: it reads {error:+.2%} against "
+                         "the reference power")
+        if measured.counter_energy_j is not None and measured.duration_s > 0:
+            counter_w = measured.counter_energy_j / measured.duration_s
+            out.notes.append(f"its energy counter gives {counter_w:.3f} W over the window "
+                             f"({counter_w / reference_w - 1.0:+.2%}; resolution: see "
+                             f"firmware_notes/{driver}.md)")
     else:
         raise CalibrationError(f"driver {driver!r} has nothing to calibrate")
     if measured.power_rel_stdev > 0.02:

@@ -16,6 +16,7 @@ from wattd.protocols.bl09xx import BL09xxDecoder
 from wattd.protocols.bl0940 import BL0940Decoder
 from wattd.protocols.bl0942 import BL0942Decoder
 from wattd.protocols.hlw8032 import HLW8032Decoder
+from wattd.protocols.mcp39f511n import CALIBRATION_DEFAULTS as MCP_CALIBRATION_DEFAULTS
 from wattd.protocols.plausible import RangesLike
 
 # (spec, resolved calibration, plausible ranges, byte wire time in ns, chip address) -> decoder
@@ -138,3 +139,55 @@ register(DriverSpec(
     "(or the chip's configured baud rate)",
     BL0942Decoder.SERIAL, BL0942Decoder.LAYOUT.frame_len, polled=True,
     factory=_bl09xx_factory(BL0942Decoder), calibration_defaults=_references(BL0942Decoder)))
+
+
+# --------------------------------------------------------------- meters people own (SPEC 8)
+# The MCP39F511N and UM speak over serial: registered above's way too, so that
+# `wattd identify` and `wattd replay` decode their captures. In the daemon all
+# five are polled by wattd.sources.polled_source (request/reply midpoint stamps).
+def _mcp39f511n_factory(spec: DriverSpec, calibration: Mapping[str, float],
+                        plausible: RangesLike | None, byte_time_ns: int, address: int) -> Decoder:
+    from wattd.protocols.mcp39f511n import MCP39F511NDecoder
+
+    if address:
+        raise ConfigError("mcp39f511n has no chip address (use 'channel: 1|2')", key="address")
+    return MCP39F511NDecoder(calibration, plausible=plausible)
+
+
+def _um_factory(spec: DriverSpec, calibration: Mapping[str, float],
+                plausible: RangesLike | None, byte_time_ns: int, address: int) -> Decoder:
+    from wattd.protocols.um import UMDecoder
+
+    if address:
+        raise ConfigError("um has no chip address", key="address")
+    return UMDecoder(plausible)
+
+
+register(DriverSpec(
+    "mcp39f511n", "Microchip MCP39F511N demo board, polled register reads, 115200 8N1",
+    SerialSettings(baudrate=115200), 31, polled=True, factory=_mcp39f511n_factory,
+    calibration_defaults=dict(MCP_CALIBRATION_DEFAULTS)))
+register(DriverSpec(
+    "um", "RDTech UM24C / UM25C / UM34C USB meter, polled with 0xF0, 130-byte answers, 9600 8N1",
+    SerialSettings(baudrate=9600), 130, polled=True, factory=_um_factory))
+
+
+@dataclass(slots=True, frozen=True)
+class PolledMeterSpec:
+    """A SPEC 8 meter: how it is reached and its defaults."""
+
+    name: str
+    transport: str  # "serial" | "sysfs" | "http"
+    poll_interval_s: float
+    dc: bool  # DC meter: plausibility 0-30 V, 0-10 A (else mains 80-300 V)
+    timeout_s: float  # a reply (or HTTP answer) not in by then is missing
+    default_channel: int = 0
+
+
+POLLED_METERS: dict[str, PolledMeterSpec] = {spec.name: spec for spec in (
+    PolledMeterSpec("mcp39f511n", "serial", 0.1, dc=False, timeout_s=0.5, default_channel=1),
+    PolledMeterSpec("um", "serial", 0.5, dc=True, timeout_s=1.0),
+    PolledMeterSpec("hwmon", "sysfs", 0.1, dc=True, timeout_s=1.0),
+    PolledMeterSpec("shelly", "http", 1.0, dc=False, timeout_s=2.0),
+    PolledMeterSpec("tasmota", "http", 1.0, dc=False, timeout_s=2.0),
+)}

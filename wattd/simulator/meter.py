@@ -47,6 +47,15 @@ def make_chip(driver: str, *, power_w: float | None = None,
     BL0940/BL0942, a polled chip (``receive``). Raises ConfigError for a driver
     with no simulator."""
     spec = get_driver(driver)
+    if spec.name in ("mcp39f511n", "um"):  # SPEC 8 serial meters: wattd.simulator.chip_polled
+        from wattd.simulator.chip_polled import MCP39F511NChipModel, UMChipModel
+
+        power = power_source(power_w, profile)
+        if spec.name == "um":
+            return UMChipModel(power, seed=seed)
+        cal = spec.calibration(calibration)
+        return MCP39F511NChipModel(power, energy_j_per_count=cal["energy_j_per_count"],
+                                   power_w_per_count=cal["power_w_per_count"], seed=seed)
     if spec.polled:  # BL0940/BL0942: the chip answers polls
         from wattd.simulator.chip_bl09xx import PolledChipModel
 
