@@ -17,6 +17,7 @@ from wattd.config import GpioConfig, JournalConfig, MarkersConfig
 from wattd.journal.reader import iter_lines
 from wattd.journal.writer import Journal
 from wattd.lineprotocol import parse_line
+from wattd.markers.build import build_markers
 from wattd.markers.client import send_marker
 from wattd.markers.server import MarkerService
 from wattd.readings import Reading
@@ -50,14 +51,15 @@ async def markers(tmp_path: Path) -> AsyncIterator[MarkerService]:
     20 ms (a stop is answered once a reading after it came in)."""
     journal = Journal(JournalConfig(dir=str(tmp_path / "journal")))
     await journal.start()
-    service = MarkerService(MarkersConfig(listen=["127.0.0.1:0"]), ["m1"], journal)
+    service, tagger = build_markers(MarkersConfig(listen=["127.0.0.1:0"]), ["m1"], journal,
+                                    SYSTEM_CLOCK)
     await service.start()
 
     async def feed() -> None:
         while True:
-            service.push(Reading("m1", SYSTEM_CLOCK.realtime_ns(), SYSTEM_CLOCK.boottime_ns(),
+            tagger.push(Reading("m1", SYSTEM_CLOCK.realtime_ns(), SYSTEM_CLOCK.boottime_ns(),
                                  10.0))
-            service.pop_ready(SYSTEM_CLOCK.boottime_ns())
+            tagger.pop_ready(SYSTEM_CLOCK.boottime_ns())
             await asyncio.sleep(0.02)
 
     feeder = asyncio.create_task(feed())
