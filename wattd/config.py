@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from wattd.config_fleet import MulticastConfig, PrometheusConfig
 from wattd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/wattd/config.yaml"
@@ -79,6 +80,7 @@ class MarkersConfig:
     stop_wait_s: float = 5.0
     max_run_s: float = 86400.0
     rate: RateConfig = field(default_factory=RateConfig)
+    multicast: MulticastConfig | None = None  # SPEC 10 (wattd.config_fleet)
 
     @property
     def secret(self) -> bytes | None:
@@ -172,6 +174,7 @@ class Config:
     clock: ClockConfig = field(default_factory=ClockConfig)
     log: LogConfig = field(default_factory=LogConfig)
     gpio: GpioConfig | None = None
+    prometheus: PrometheusConfig | None = None  # SPEC 10 (wattd.config_fleet)
     path: str = "<config>"  # where it was loaded from (not a YAML key)
 
     def meter(self, name: str) -> MeterConfig:

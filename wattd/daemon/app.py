@@ -26,6 +26,7 @@ from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
 from wattd.markers.wiring import install_markers
+from wattd.metrics.wiring import install_prometheus
 from wattd.sinks.wiring import install_sinks
 from wattd.sources.gpio_panel import install_gpio_panel
 
@@ -70,6 +71,8 @@ class Daemon:
         self.gpio_panel = install_gpio_panel(self)
         # Database sinks: one delivery loop per `influxdb` entry, reading the journal.
         self.sinks = install_sinks(self)
+        # Optional Prometheus /metrics (SPEC 10), read from the status at scrape time.
+        self.prometheus = install_prometheus(self)
         # systemd: READY/WATCHDOG/STATUS/RELOADING/STOPPING (no-ops outside systemd).
         self.service = ServiceManager(self)
 

@@ -136,6 +136,10 @@ def render_json(report: Report) -> str:
         "comparisons": [comparison_json(c) for c in report.comparisons],
         "notes": report.notes + scan_notes(report.scan.stats),
     }
+    from wattd.report.totals import total_groups_json, totals_json  # SPEC 10: per-run totals
+
+    doc["totals"] = totals_json(report)
+    doc["total_groups"] = total_groups_json(report)
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -381,6 +385,11 @@ def render_table(report: Report, *, markdown: bool = False) -> str:
         for c in report.comparisons:
             line = summary_line(c, report.per_tag)
             out.append(f"**{line}**" if markdown else line)
+    from wattd.report.totals import run_totals, totals_table  # SPEC 10: per-run totals
+
+    if any(t.meters > 1 or t.missing for t in run_totals(report)):
+        out += ["", title("Totals per run (over meters and hosts)")] + ([""] if markdown else [])
+        out += draw(*totals_table(report))
     return "\n".join(out) + "\n"
 
 
