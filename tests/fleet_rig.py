@@ -4,8 +4,11 @@ delivering to one real InfluxDB and one real VictoriaMetrics (SPEC 10 tests)."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -104,3 +107,84 @@ def report_json(*source: str) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
+
+
+def _group_socket(group: str) -> socket.socket:
+    host, port = group.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                    struct.pack("4s4s", socket.inet_aton(host), socket.inet_aton("127.0.0.1")))
+    return sock
+
+
+def duplicate_event(group: str, secret: bytes, run: str, copies: int,
+                    gap_s: float = 0.5, wait_s: float = 1.5) -> dict[str, list[bytes]]:
+    """Send one signed `event` datagram ``copies`` times, ``gap_s`` apart, to the
+    group; the replies per replier ("addr:port"). (A copy arriving while the first
+    is being journaled gets no reply of its own: its sender is answered once.)"""
+    from wattd.markers import wire
+
+    host, port = group.rsplit(":", 1)
+    data = wire.format_message("event", run, tags={}, ts_ns=time.time_ns(), msg_id="dup-1",
+                               secret=secret)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    replies: dict[str, list[bytes]] = {}
+    try:
+        sends = [time.monotonic() + i * gap_s for i in range(copies)]
+        deadline = sends[-1] + wait_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            if sends and time.monotonic() >= sends[0]:
+                sends.pop(0)
+                sock.sendto(data, (host, int(port)))
+                continue
+            if sends:
+                remaining = min(remaining, sends[0] - time.monotonic())
+            sock.settimeout(max(remaining, 0.001))
+            try:
+                payload, addr = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            replies.setdefault(f"{addr[0]}:{addr[1]}", []).append(payload)
+    finally:
+        sock.close()
+    return replies
+
+
+class FakeReplier:
+    """A stranger on 127.0.0.2 in the group, answering every message at once with
+    a forged `ok stop ... energy_j=1000000` carrying the message's id."""
+
+    def __init__(self, group: str) -> None:
+        self.group_sock = _group_socket(group)
+        self.group_sock.settimeout(0.2)
+        self.reply_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.reply_sock.bind(("127.0.0.2", 0))
+        self.answered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.group_sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            fields = dict(t.split("=", 1) for t in data.decode().split()[2:] if "=" in t)
+            name = data.decode().split()[1]
+            reply = f"ok stop {name} energy_j=1000000 duration_s=1 id={fields.get('id')}"
+            self.reply_sock.sendto(reply.encode(), addr)
+            self.answered += 1
+
+    def __enter__(self) -> FakeReplier:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.group_sock.close()
+        self.reply_sock.close()

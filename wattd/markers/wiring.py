@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wattd.markers.multicast import install_multicast
 from wattd.markers.server import MarkerService
 
 
@@ -23,4 +24,6 @@ def install_markers(daemon: Any) -> MarkerService:
     daemon.add_status("markers", service.status)
     daemon.startup_hooks.append(service.start)
     daemon.shutdown_hooks.append(service.stop)
+    # SPEC 10: join markers.multicast (if set) once listening; replies from a socket of our own.
+    install_multicast(daemon, service)
     return service

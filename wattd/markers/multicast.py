@@ -1,0 +1,221 @@
+"""Multicast markers, the daemon side (SPEC 10): join a group, answer from a
+socket of one's own.
+
+Several daemons on one host share the group and port (SO_REUSEADDR and
+SO_REUSEPORT: every member gets its own copy of each datagram). A reply is
+never sent from the shared group socket: each daemon opens a unicast socket
+(on the interface address, an ephemeral port) and answers from it, so every
+daemon's replies come from an address and port of its own and the client can
+tell them apart. That socket is also read: a message sent to it directly is
+handled like any other.
+
+Multicast counts as non-loopback: ``markers.secret_file`` or ``markers.allow``
+is required, or the daemon refuses to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import struct
+from typing import Any, Protocol
+
+from wattd.errors import ConfigError
+from wattd.logsetup import get_logger
+from wattd.markers import wire
+
+log = get_logger("wattd.markers")
+
+RECV_BYTES = wire.MAX_DATAGRAM_BYTES + 1
+RECV_BUFFER_BYTES = 1 << 20
+DRAIN_MAX = 512
+KEY = "markers.multicast"
+
+
+class DatagramService(Protocol):
+    counters: dict[str, int]
+
+    def on_datagram(self, data: bytes, addr: Any, transport: Any) -> None: ...
+
+
+def parse_group(text: str) -> tuple[str, int]:
+    """``239.192.92.88:9288`` -> (group, port); an IPv4 multicast address."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep:
+        host, port_text = port_text, str(wire.DEFAULT_PORT)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"group {text!r}: not an IPv4 address", key=f"{KEY}.group") from None
+    if address.version != 4 or not address.is_multicast:
+        raise ConfigError(f"group {text!r}: not an IPv4 multicast address (224.0.0.0/4; "
+                          "239.0.0.0/8 is for local use)", key=f"{KEY}.group")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"group {text!r}: bad port", key=f"{KEY}.group")
+    return host, int(port_text)
+
+
+def check_multicast(markers: Any) -> tuple[str, int, str] | None:
+    """(group, port, interface address) from ``markers.multicast``, or None.
+    Raises ConfigError without a secret or an allow list."""
+    cfg = markers.multicast
+    if cfg is None:
+        return None
+    group, port = parse_group(cfg.group)
+    interface = cfg.interface or "0.0.0.0"  # noqa: S104 - "any interface" is the documented default
+    try:
+        version: int = ipaddress.ip_address(interface).version
+    except ValueError:
+        version = 0
+    if version != 4:
+        raise ConfigError(f"interface {interface!r}: give the IPv4 address of the interface",
+                          key=f"{KEY}.interface")
+    if markers.secret_file is None and not markers.allow:
+        raise ConfigError("multicast markers need markers.secret_file or markers.allow "
+                          "(CIDR list): anyone on the network could mark runs", key=KEY)
+    return group, port, interface
+
+
+def open_group_socket(group: str, port: int, interface: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER_BYTES)
+        sock.bind((group, port))  # the group address: unicast to this port is not ours
+        membership = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot join {group}:{port} on {interface}: {exc.strerror}",
+                          key=KEY) from None
+    return sock
+
+
+def open_reply_socket(interface: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((interface, 0))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot open the reply socket on {interface}: {exc.strerror}",
+                          key=f"{KEY}.interface") from None
+    return sock
+
+
+class _Reader:
+    """Reads one socket from the event loop (a bounded drain per readiness) and
+    hands each datagram to the service, with ``reply_via`` as its transport."""
+
+    def __init__(self, sock: socket.socket, service: DatagramService, reply_via: Any) -> None:
+        self.sock = sock
+        self.service = service
+        self.reply_via = reply_via
+        self._loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self._loop.add_reader(sock.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        for _ in range(DRAIN_MAX):
+            try:
+                data, addr = self.sock.recvfrom(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.service.counters["send_errors"] += 1
+                continue
+            try:
+                self.service.on_datagram(data, addr, self.reply_via)
+            except Exception:  # the endpoint must never die on input
+                self.service.counters["internal_errors"] += 1
+                log.exception("marker_handler_failed")
+
+    def stop_reading(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self.sock.fileno())
+
+
+class ReplySocket:
+    """The daemon's own unicast socket: every multicast message is answered from it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._closing = False
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        self.sock.sendto(data, addr)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+        self.sock.close()
+
+
+class MulticastEndpoint:
+    """The group membership of one daemon: ``start``, ``stop_receiving`` (before the
+    marker service answers its waiting stops), ``close`` (after), ``status``."""
+
+    def __init__(self, service: DatagramService, group: str, port: int, interface: str) -> None:
+        self.service = service
+        self.group, self.port, self.interface = group, port, interface
+        self.reply_address: tuple[str, int] | None = None
+        self._group_sock: socket.socket | None = None
+        self._reply: ReplySocket | None = None
+        self._readers: list[_Reader] = []
+
+    async def start(self) -> None:
+        group_sock = open_group_socket(self.group, self.port, self.interface)
+        try:
+            reply_sock = open_reply_socket(self.interface)
+        except ConfigError:
+            group_sock.close()
+            raise
+        self._group_sock = group_sock
+        self._reply = ReplySocket(reply_sock)
+        self._readers = [_Reader(group_sock, self.service, self._reply),
+                         _Reader(reply_sock, self.service, self._reply)]
+        bound = reply_sock.getsockname()
+        self.reply_address = (str(bound[0]), int(bound[1]))
+        log.info("markers_multicast_joined", group=f"{self.group}:{self.port}",
+                 interface=self.interface, reply_from=f"{bound[0]}:{bound[1]}")
+
+    async def stop_receiving(self) -> None:
+        for reader in self._readers:
+            reader.stop_reading()
+        if self._group_sock is not None:
+            self._group_sock.close()
+            self._group_sock = None
+
+    async def close(self) -> None:
+        await self.stop_receiving()
+        if self._reply is not None:
+            self._reply.close()
+            self._reply = None
+        self._readers.clear()
+
+    def status(self) -> dict[str, Any]:
+        reply = None if self.reply_address is None else \
+            f"{self.reply_address[0]}:{self.reply_address[1]}"
+        return {"group": f"{self.group}:{self.port}", "interface": self.interface,
+                "reply_from": reply}
+
+
+def install_multicast(daemon: Any, service: DatagramService) -> MulticastEndpoint | None:
+    """Join ``markers.multicast`` once the marker service listens; stop reading the
+    group before the service stops, close the reply socket after it answered."""
+    where = check_multicast(daemon.cfg.markers)
+    if where is None:
+        return None
+    endpoint = MulticastEndpoint(service, *where)
+    daemon.startup_hooks.append(endpoint.start)
+    # Shutdown hooks run in reverse: close (listed first) runs after the service's stop.
+    daemon.shutdown_hooks.insert(0, endpoint.close)
+    daemon.shutdown_hooks.append(endpoint.stop_receiving)
+    daemon.add_status("multicast", endpoint.status)
+    return endpoint
