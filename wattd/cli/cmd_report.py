@@ -128,8 +128,11 @@ def _execute_remote(args: argparse.Namespace) -> int:
     except RemoteReadError as exc:
         print(f"wattd report: {exc}", file=sys.stderr)
         return 1
+    # Many meters: compare the per-run totals (json total_comparisons), not every
+    # meter's groups pairwise.
     options = ReportOptions(run_globs=args.run, baseline=args.baseline, per_tag=args.per,
-                            group_by=args.group_by)
+                            group_by=args.group_by,
+                            per_meter_comparisons=len(scan.meters) <= 1)
     try:
         report = build_report(scan, options, journal=args.influx)
     except ReportError as exc:

@@ -136,10 +136,11 @@ def render_json(report: Report) -> str:
         "comparisons": [comparison_json(c) for c in report.comparisons],
         "notes": report.notes + scan_notes(report.scan.stats),
     }
-    from wattd.report.totals import total_groups_json, totals_json  # SPEC 10: per-run totals
+    from wattd.report import totals  # SPEC 10: per-run totals over meters and hosts
 
-    doc["totals"] = totals_json(report)
-    doc["total_groups"] = total_groups_json(report)
+    doc["totals"] = totals.totals_json(report)
+    doc["total_groups"] = totals.total_groups_json(report)
+    doc["total_comparisons"] = totals.total_comparisons_json(report)
     return json.dumps(doc, indent=2) + "\n"
 
 

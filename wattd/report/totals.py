@@ -18,7 +18,7 @@ from typing import Any
 
 from wattd.energy import NS
 from wattd.report.model import Report, RunRow, group_name
-from wattd.report.stats import summarize
+from wattd.report.stats import fieller_ratio, summarize, welch_p
 
 SAME_RUN_NS = 5 * NS
 
@@ -28,6 +28,7 @@ class RunTotal:
     run: str
     start_ns: int
     rows: list[RunRow] = field(default_factory=list)
+    meter_names: set[str] = field(default_factory=set)
 
     @property
     def measured(self) -> list[RunRow]:
@@ -85,11 +86,12 @@ def run_totals(report: Report) -> list[RunTotal]:
             continue
         total = latest.get(rec.run)
         if total is None or rec.start_ns - total.start_ns > SAME_RUN_NS or \
-                any(r.record.meter == rec.meter for r in total.rows):
+                rec.meter in total.meter_names:
             total = RunTotal(rec.run, rec.start_ns)
             latest[rec.run] = total
             out.append(total)
         total.rows.append(row)
+        total.meter_names.add(rec.meter)
     return out
 
 
@@ -106,15 +108,35 @@ def totals_json(report: Report) -> list[dict[str, Any]]:
     return out
 
 
-def total_groups_json(report: Report) -> list[dict[str, Any]]:
-    """Repeated runs' totals (grouped as the report groups names): the usual
-    statistics of the whole cluster's energy per run."""
+def _total_groups(report: Report) -> dict[str, list[float]]:
+    """Complete totals by group name (as the report groups runs by name)."""
     groups: dict[str, list[float]] = {}
     for t in run_totals(report):
         if t.energy_j is not None and not any(r.record.clock_step for r in t.rows):
             groups.setdefault(group_name(t.run), []).append(t.energy_j)
+    return groups
+
+
+def total_comparisons_json(report: Report) -> list[dict[str, Any]]:
+    """Every pair of repeated groups (n >= 2 each) of totals: ratio of mean
+    energies with its Fieller 95 % CI and Welch's p, as the per-meter comparisons."""
+    repeated = [(name, v) for name, v in _total_groups(report).items() if len(v) >= 2]
     out = []
-    for name, energies in groups.items():
+    for i, (a, va) in enumerate(repeated):
+        for b, vb in repeated[i + 1:]:
+            if math.fsum(vb) == 0:
+                continue
+            ratio = fieller_ratio(va, vb)
+            out.append({"a": a, "b": b, "ratio": ratio.ratio, "ci95_low": ratio.ci95_low,
+                        "ci95_high": ratio.ci95_high, "p_value": welch_p(va, vb),
+                        "meter": "all", "metric": "energy_j"})
+    return out
+
+
+def total_groups_json(report: Report) -> list[dict[str, Any]]:
+    """Repeated runs' totals: the usual statistics of the whole cluster's energy per run."""
+    out = []
+    for name, energies in _total_groups(report).items():
         s = summarize(energies)
         out.append({"group": name, "n": s.n, "mean_energy_j": s.mean,
                     "stdev_energy_j": s.stdev, "rel_stdev": s.rel_stdev,
