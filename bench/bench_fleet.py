@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,7 +61,6 @@ def pct(values: list[float], q: float) -> float:
 
 def client_rounds(group: tuple[str, int], n: int, rounds: int, out: dict[str, Any]) -> None:
     sock = fanout.open_sender(group[0], "127.0.0.1")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     stats: dict[str, tuple[list[float], list[int], list[int]]] = {
         verb: ([], [], []) for verb in ("start", "event", "abort")}
     try:

@@ -12,6 +12,7 @@ ipaddress unless --allow is given).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import time
@@ -20,6 +21,8 @@ from typing import Any
 from wattd.errors import MarkerInputError, UsageError
 from wattd.markers import wire
 from wattd.markers.client import FIRST_RETRY_S, new_id, parse_target
+
+RECV_BUFFER_BYTES = 1 << 20
 
 
 class Expectation:
@@ -89,6 +92,10 @@ def open_sender(group: str, interface: str | None) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)  # one LAN
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)  # daemons on this host
+    # Hundreds of replies can arrive at once; what the buffer drops comes back
+    # with the next retransmission (answered again from each daemon's dedup cache).
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER_BYTES)
     if interface:
         try:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
