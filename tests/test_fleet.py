@@ -102,11 +102,15 @@ def test_one_multicast_marker_opens_and_closes_a_run_on_three_daemons(
         assert total_row["energy_j"] == pytest.approx(float(printed["energy_j"]), rel=1e-6)
         assert total_row["mean_w"] == pytest.approx(sum(POWERS), rel=0.05)
         assert "missing" not in total_row
-    # The journal report gives the same totals over its own meter.
+    # The journal report gives the same totals over its own meter. (It integrates
+    # over realtime stamps, the daemon over boot time: they agree to the rate
+    # difference of the two clocks, which a shared test machine does not bound.)
     doc = report_json("--journal", str(tmp_path / "d2" / "journal"))
     [own] = [t for t in doc["totals"] if t["run"] == "fleet-1"]
+    [own_row] = [r for r in doc["runs"] if r["run"] == "fleet-1"]
     assert own["meters"] == 1
-    assert own["energy_j"] == pytest.approx(rows["pi2"]["energy_j"], rel=1e-6)
+    assert own["energy_j"] == own_row["energy_j"]
+    assert own["energy_j"] == pytest.approx(rows["pi2"]["energy_j"], rel=0.01)
 
 
 def test_a_meter_without_its_wattd_run_point_is_missing_not_zero(
