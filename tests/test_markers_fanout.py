@@ -64,3 +64,9 @@ def test_multicast_needs_a_secret_or_an_allow_list() -> None:
     assert check_multicast(MarkersConfig(multicast=group, allow=["10.0.0.0/8"])) == \
         ("239.192.92.88", 9288, "127.0.0.1")
     assert check_multicast(MarkersConfig()) is None
+    # A wildcard unicast listen on the group's port would take the group's datagrams too.
+    with pytest.raises(ConfigError, match="another port or a specific address"):
+        check_multicast(MarkersConfig(listen=["0.0.0.0:9288"], multicast=group,
+                                      allow=["10.0.0.0/8"]))
+    assert check_multicast(MarkersConfig(listen=["0.0.0.0:9300"], multicast=group,
+                                         allow=["10.0.0.0/8"])) is not None

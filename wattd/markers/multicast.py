@@ -22,6 +22,7 @@ import socket
 import struct
 from typing import Any, Protocol
 
+from wattd.config import parse_listen
 from wattd.errors import ConfigError
 from wattd.logsetup import get_logger
 from wattd.markers import wire
@@ -72,6 +73,14 @@ def check_multicast(markers: Any) -> tuple[str, int, str] | None:
     if version != 4:
         raise ConfigError(f"interface {interface!r}: give the IPv4 address of the interface",
                           key=f"{KEY}.interface")
+    for item in markers.listen:
+        with contextlib.suppress(ValueError):  # a bad listen is reported by the service
+            host, listen_port = parse_listen(item)
+            if listen_port == port and host in ("0.0.0.0", ""):  # noqa: S104 - checking it
+                raise ConfigError(
+                    f"markers.listen {item!r} holds port {port} on every IPv4 address, the "
+                    "group's too: give the unicast listen another port or a specific address",
+                    key=KEY)
     if markers.secret_file is None and not markers.allow:
         raise ConfigError("multicast markers need markers.secret_file or markers.allow "
                           "(CIDR list): anyone on the network could mark runs", key=KEY)
