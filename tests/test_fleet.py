@@ -140,10 +140,17 @@ def test_a_meter_without_its_wattd_run_point_is_missing_not_zero(
     assert "pi2" in table.stdout.split("Totals per run")[1]
 
 
-def test_report_from_an_unreachable_database_fails_clearly() -> None:
+def test_report_from_an_unreachable_or_empty_database_fails_clearly(
+        influxdb_server: InfluxDB1, influx_db: str) -> None:
     out = wattd("report", "--influx", f"http://127.0.0.1:{free_port()}", "--database", "x")
     assert out.returncode == 1
     assert "cannot reach" in out.stderr
+    out = wattd("report", "--influx", influxdb_server.url, "--database", influx_db)
+    assert out.returncode == 1
+    assert "no wattd_run points" in out.stderr
+    out = wattd("report", "--influx", influxdb_server.url)
+    assert out.returncode == 2
+    assert "is an InfluxDB: give --database DB" in out.stderr
 
 
 def test_multicast_without_secret_or_allow_refuses_to_start(tmp_path: Path) -> None:

@@ -128,6 +128,10 @@ def _execute_remote(args: argparse.Namespace) -> int:
     except RemoteReadError as exc:
         print(f"wattd report: {exc}", file=sys.stderr)
         return 1
+    if not scan.records:
+        print(f"wattd report: no wattd_run points at {args.influx}"
+              + (f" (database {args.database})" if args.database else ""), file=sys.stderr)
+        return 1
     # Many meters: compare the per-run totals (json total_comparisons), not every
     # meter's groups pairwise.
     options = ReportOptions(run_globs=args.run, baseline=args.baseline, per_tag=args.per,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wattd.energy import EnergyResult
-from wattd.errors import WattdError
+from wattd.errors import UsageError, WattdError
 from wattd.report.scan import RunRecord, ScanResult, ScanStats
 
 RUN_MEASUREMENT = "wattd_run"
@@ -265,7 +265,7 @@ def remote_scan(url: str, database: str | None) -> ScanResult:
         where = f"VictoriaMetrics {url}" + (f" db={database}" if database else "")
     else:
         if not database:
-            raise RemoteReadError("InfluxDB needs --database DB")
+            raise UsageError(f"{url} is an InfluxDB: give --database DB")
         points = influx_run_points(url, database)
         hosts = influx_meter_hosts(url, database) if points else {}
         where = f"InfluxDB {url} database {database}"
