@@ -135,6 +135,20 @@ def rows_hardware(r: dict[str, Any]) -> list[Row]:
                 "bare list append")]
 
 
+def rows_fleet(r: dict[str, Any]) -> list[Row]:
+    m, one, rep = r["markers"], r["reference_one_daemon"], r["report"]
+    out = [Row(f"multicast `{verb}` to {m['daemons']} daemons, all replies in, p95 ms",
+               m[verb]["p95_ms"], one[verb]["p95_ms"], "one daemon, same run", "<= 1000",
+               m[verb]["p95_ms"] <= 1000 and m[verb]["min_answered_ok"] == m["daemons"])
+           for verb in ("start", "event", "abort")]
+    for key, label in (("influxdb_1_6", "InfluxDB 1.6"), ("victoria", "VictoriaMetrics")):
+        d = rep[key]
+        out.append(Row(f"`wattd report --influx`, {rep['meters']} meters x {rep['runs']} runs "
+                       f"from {label}, s", d["report_s"], d["reference_fetch_s"],
+                       "bare HTTP fetch of the points", "< 60", d["report_s"] < 60))
+    return out
+
+
 @dataclass
 class Bench:
     name: str
@@ -152,6 +166,8 @@ BENCHES = [
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
     Bench("drain", [], ["--points", "20000"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),
+    Bench("fleet", [], ["--daemons", "10", "--rounds", "5", "--meters", "10", "--runs", "50"],
+          rows_fleet),
 ]
 
 

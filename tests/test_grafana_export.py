@@ -129,7 +129,7 @@ def test_dashboard_model_is_consistent() -> None:
     dash = build_dashboard()
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
-    assert {p["type"] for p in dash["panels"]} == {"timeseries", "barchart", "table"}
+    assert {p["type"] for p in dash["panels"]} == {"timeseries", "barchart", "table", "row"}
     variables = {v["name"] for v in dash["templating"]["list"]}
     assert variables == {"meter", "run"}
     for where, query in iter_queries(dash):

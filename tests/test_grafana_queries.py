@@ -199,7 +199,7 @@ def loaded(influxdb_server: InfluxDB1, tmp_path_factory: pytest.TempPathFactory
 
 def test_every_dashboard_query_runs(loaded: Loaded) -> None:
     queries = list(iter_queries(build_dashboard()))
-    assert len(queries) == 10
+    assert len(queries) == 12  # 10, and the fleet row's two (SPEC 10)
     for where, query in queries:
         for meter, run in ((ALL, ALL), (["pi"], ALL), (["pi", "laptop"], ["rust-500k"])):
             # Raises on any statement error (a macro Grafana would leave, bad syntax).

@@ -19,7 +19,8 @@ LAYERS: list[set[str]] = [
     {"errors", "logsetup", "readings", "lineprotocol", "energy", "config", "protocols",
      "allocator", "backoff", "netaddr", "secretfile"},
     # services, each usable on its own
-    {"journal", "clock", "markers", "sources", "sinks", "simulator", "report", "grafana"},
+    {"journal", "clock", "markers", "sources", "sinks", "simulator", "report", "grafana",
+     "metrics"},
     # composition and entry points; the package root re-exports wattd.markers.api lazily
     {"daemon", "cli", "__main__", "wattd"},
 ]

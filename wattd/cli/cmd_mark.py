@@ -34,6 +34,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="user tag of the run (repeatable, at most 16)")
     parser.add_argument("--meter", metavar="M", help="limit to one meter (default: all)")
     add_target_options(parser)
+    fleet = parser.add_argument_group("multicast (--to GROUP:PORT, SPEC 10)")
+    fleet.add_argument("--interface", metavar="ADDR",
+                       help="send to the group through the interface with this address")
+    fleet.add_argument("--expect", metavar="N|ADDR,...",
+                       help="daemons that must answer: a count (default 1) or their addresses")
+    fleet.add_argument("--allow", action="append", metavar="CIDR",
+                       help="ignore replies from outside these networks (repeatable)")
 
 
 def load_secret(path: str | None) -> bytes | None:
@@ -59,6 +66,10 @@ def execute(args: argparse.Namespace) -> int:
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be > 0 and --retries >= 0")
     secret = load_secret(args.secret_file)
+    if _fanout(args):  # several daemons answer one message (wattd.markers.fanout)
+        from wattd.markers import fanout
+
+        return fanout.execute(args, tags, secret)
     try:
         reply = send_marker(args.verb, args.name, to=args.to, secret=secret,
                             timeout_s=args.timeout, retries=args.retries, tags=tags,
@@ -71,6 +82,22 @@ def execute(args: argparse.Namespace) -> int:
         print(f"wattd mark: {exc}", file=sys.stderr)
         return 1
     return print_reply(reply)
+
+
+def _fanout(args: argparse.Namespace) -> bool:
+    if args.expect is not None or args.interface or args.allow:
+        return True
+    from wattd.markers.client import parse_target
+
+    try:
+        host = parse_target(args.to)[0]
+    except ValueError:
+        return False  # the unicast path reports the bad --to
+    # 224.0.0.0/4 or ff00::/8, without importing ipaddress on the mark path.
+    first = host.split(".", 1)[0]
+    if first.isdigit() and host.count(".") == 3:
+        return 224 <= int(first) <= 239
+    return host.lower().startswith("ff") and ":" in host
 
 
 def print_reply(reply: object) -> int:

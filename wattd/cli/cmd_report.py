@@ -42,6 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="read journal.dir from this config (default: $WATTD_CONFIG, then "
                           "/etc/wattd/config.yaml)")
     src.add_argument("--journal", metavar="DIR", help="journal directory to read")
+    src.add_argument("--influx", metavar="URL",
+                     help="read the wattd_run points of every daemon from this database: "
+                          "InfluxDB 1.x (needs --database) or VictoriaMetrics")
+    parser.add_argument("--database", metavar="DB",
+                        help="with --influx: the InfluxDB database (on VictoriaMetrics: the "
+                             "'db' label, optional)")
     parser.add_argument("--run", action="append", default=[], metavar="GLOB",
                         help="only runs whose name matches (repeatable, shell-style glob)")
     parser.add_argument("--baseline", metavar="RUN",
@@ -73,6 +79,10 @@ def _journal_dir(args: argparse.Namespace) -> Path:
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.influx:
+        return _execute_remote(args)
+    if args.database:
+        raise UsageError("--database goes with --influx URL")
     journal = _journal_dir(args)
     if args.plot:
         try:
@@ -103,3 +113,37 @@ def execute(args: argparse.Namespace) -> int:
         print(f"wattd report: plotted {curves} run(s) to {args.plot}", file=sys.stderr)
     return 0
 
+
+
+def _execute_remote(args: argparse.Namespace) -> int:
+    """The same report from a shared database (SPEC 10), wattd.report.remote."""
+    from wattd.report.remote import RemoteReadError, remote_scan
+
+    if not args.influx.startswith(("http://", "https://")):
+        raise UsageError("--influx must be an http:// or https:// URL")
+    if args.plot:
+        raise UsageError("--plot needs the readings: use it on a journal")
+    try:
+        scan = remote_scan(args.influx, args.database)
+    except RemoteReadError as exc:
+        print(f"wattd report: {exc}", file=sys.stderr)
+        return 1
+    if not scan.records:
+        print(f"wattd report: no wattd_run points at {args.influx}"
+              + (f" (database {args.database})" if args.database else ""), file=sys.stderr)
+        return 1
+    # Many meters: compare the per-run totals (json total_comparisons), not every
+    # meter's groups pairwise.
+    options = ReportOptions(run_globs=args.run, baseline=args.baseline, per_tag=args.per,
+                            group_by=args.group_by,
+                            per_meter_comparisons=len(scan.meters) <= 1)
+    try:
+        report = build_report(scan, options, journal=args.influx)
+    except ReportError as exc:
+        print(f"wattd report: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(report, args.format))
+    if args.format != "json":
+        for note in report.notes + scan_notes(report.scan.stats):
+            print(f"note: {note}", file=sys.stderr)
+    return 0

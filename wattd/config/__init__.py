@@ -4,6 +4,7 @@
 dataclass builder whose errors name the file, the line and the key.
 """
 
+from wattd.config.fleet import MulticastConfig, PrometheusConfig
 from wattd.config.schema import (
     DEFAULT_CONFIG_PATH,
     DRIVERS,
@@ -36,7 +37,9 @@ __all__ = [
     "LogConfig",
     "MarkersConfig",
     "MeterConfig",
+    "MulticastConfig",
     "PlausibleRanges",
+    "PrometheusConfig",
     "RateConfig",
     "default_config_path",
     "load_config",

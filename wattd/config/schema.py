@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from wattd.config.fleet import MulticastConfig, PrometheusConfig
 from wattd.config.loader import NOT_A_KEY, ONE_OR_MANY, DocumentBuilder, load_dataclass
 from wattd.config.polled import POLLED_DRIVERS, validate_polled
 from wattd.errors import ConfigError
@@ -96,6 +97,7 @@ class MarkersConfig:
     stop_wait_s: float = 5.0
     max_run_s: float = 86400.0
     rate: RateConfig = field(default_factory=RateConfig)
+    multicast: MulticastConfig | None = None  # SPEC 10 (wattd.config.fleet)
 
     @property
     def secret(self) -> bytes | None:
@@ -190,6 +192,7 @@ class Config:
     clock: ClockConfig = field(default_factory=ClockConfig)
     log: LogConfig = field(default_factory=LogConfig)
     gpio: GpioConfig | None = None
+    prometheus: PrometheusConfig | None = None  # SPEC 10 (wattd.config.fleet)
     path: str = field(default="<config>", metadata=NOT_A_KEY)  # where it was loaded from
 
     def meter(self, name: str) -> MeterConfig:

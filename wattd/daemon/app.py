@@ -25,6 +25,8 @@ from wattd.daemon.service import ServiceManager
 from wattd.journal.writer import Journal
 from wattd.logsetup import get_logger
 from wattd.markers.build import build_markers
+from wattd.metrics.prometheus import PrometheusEndpoint
+from wattd.metrics.snapshot import LastRuns, build_snapshot
 from wattd.readings import Reading
 from wattd.sinks.wiring import Sinks
 from wattd.sources.gpio_panel import GpioPanel, udp_sender
@@ -49,11 +51,14 @@ class Daemon:
         self.journal = Journal(cfg.journal)
         self.clock_service = ClockService(cfg.clock, clock, self.journal,
                                           n_meters=len(cfg.meters))
-        # The marker UDP service (port, run engine, run reopen) and its run-tagging
-        # stage (hold-back), which the pipeline owns.
+        # The last run's energy per meter (Prometheus), from the lines the markers journal.
+        self._last_runs = LastRuns()
+        # The marker UDP service (port, multicast group, run engine, run reopen) and its
+        # run-tagging stage (hold-back), which the pipeline owns.
         self.markers, tagger = build_markers(
             cfg.markers, meter_names, self.journal, clock, status_provider=self.status,
-            clock_step=self.clock_service.stepped_between, journal_dir=str(self.journal.dir))
+            clock_step=self.clock_service.stepped_between, journal_dir=str(self.journal.dir),
+            on_journaled=self._last_runs.observe if cfg.prometheus is not None else None)
         # Stamp clock_synced when a reading is taken, tag runs (hold-back), then hold
         # for clock sync (clock.require_sync) what is ready for the journal.
         stages: list[Stage] = [self.clock_service.stamp, tagger, self.clock_service.gate]
@@ -71,6 +76,12 @@ class Daemon:
                                      or gpio.button_pin is not None) else None)
         self.power_log = PowerLog(cfg, self.pipeline, power_log_interval_s,
                                   spawn=self.start_task)
+        # Optional Prometheus /metrics (SPEC 10), read from the status at scrape time.
+        self.prometheus = (
+            PrometheusEndpoint(cfg.prometheus, lambda: build_snapshot(
+                self.status(), meter_names, self.pipeline.last_reading,
+                clock.boottime_ns(), self._last_runs))
+            if cfg.prometheus is not None else None)
         self.service = ServiceManager(cfg, self.pipeline, clock, open_runs=self._open_runs,
                                       spawn=self.start_task)
 
@@ -79,13 +90,15 @@ class Daemon:
         # stop loses nothing. The journal first (everything ends there); the deliveries
         # that read it (they still get the pipeline's drained tail); the pipeline; the
         # clock and the markers, whose stages it runs (markers answer waiting stops);
-        # the GPIO panel, a marker client; the meters; the power log; the service
-        # manager last (READY=1 once all is up, STOPPING=1 first).
+        # the GPIO panel, a marker client; the meters; the power log; the Prometheus
+        # endpoint (it reads them all); the service manager last (READY=1 once all is
+        # up, STOPPING=1 first).
         components: list[tuple[str, Component | None]] = [
             ("journal", self.journal), ("sinks", self.sinks), ("pipeline", self.pipeline),
             ("clock", self.clock_service), ("markers", self.markers),
             ("gpio", self.gpio_panel), ("meters", self.meters),
-            ("power_log", self.power_log), ("service", self.service)]
+            ("power_log", self.power_log), ("prometheus", self.prometheus),
+            ("service", self.service)]
         self.components = [(name, c) for name, c in components if c is not None]
 
     # -- status --------------------------------------------------------------

@@ -48,6 +48,18 @@ RUN_REGIONS_QUERY = (
 MARKERS_QUERY = (
     'SELECT "text", "run", "verb" FROM "wattd_marker" '
     f'WHERE {RUN} AND $timeFilter')
+# Fleet row (SPEC 10): every daemon delivers to one database. Total power: each
+# meter's mean per interval, summed. (No fill(previous) inside: on InfluxDB 1.6 the
+# outer sum then sees only one of the series.)
+FLEET_POWER_QUERY = (
+    'SELECT sum("power_w") AS "total_power_w" FROM ('
+    f'SELECT mean("power_w") AS "power_w" FROM "wattd_power" WHERE {METER} AND $timeFilter '
+    'GROUP BY time($__interval), "meter", "host") '
+    'WHERE $timeFilter GROUP BY time($__interval) fill(none)')
+# Energy per run over every meter and host: one wattd_run point per meter.
+FLEET_ENERGY_QUERY = (
+    'SELECT sum("energy_j") AS "energy_j", count("energy_j") AS "meters" FROM "wattd_run" '
+    f'WHERE {METER} AND {RUN} AND {WHOLE_RUN} AND $timeFilter GROUP BY "run"')
 METER_VARIABLE_QUERY = 'SHOW TAG VALUES FROM "wattd_power" WITH KEY = "meter"'
 RUN_VARIABLE_QUERY = f'SHOW TAG VALUES FROM "wattd_run" WITH KEY = "run" WHERE {METER}'
 
@@ -91,6 +103,33 @@ def _variable(name: str, label: str, query: str) -> dict[str, Any]:
     }
 
 
+def _fleet_row(y: int) -> list[dict[str, Any]]:
+    """Many daemons, one database: the cluster's power and energy per run."""
+    power = _timeseries(8, "Fleet: total power (all meters and hosts)", FLEET_POWER_QUERY,
+                        "watt", y + 1, w=12)
+    power["targets"] = [_target(FLEET_POWER_QUERY, alias="total")]
+    energy = {
+        "id": 9, "type": "barchart", "title": "Fleet: energy per run (summed over meters "
+        "and hosts)", "datasource": DS,
+        "gridPos": {"h": 8, "w": 12, "x": 12, "y": y + 1},
+        "fieldConfig": {"defaults": {"unit": "joule", "decimals": 1}, "overrides": [
+            {"matcher": {"id": "byName", "options": "meters"},
+             "properties": [{"id": "unit", "value": "none"}, {"id": "decimals", "value": 0}]}]},
+        "options": {"xField": "run", "orientation": "auto", "showValue": "auto",
+                    "groupWidth": 0.7, "barWidth": 0.9, "stacking": "none",
+                    "legend": {"displayMode": "list", "placement": "bottom",
+                               "showLegend": True},
+                    "tooltip": {"mode": "multi", "sort": "none"}},
+        "targets": [_target(FLEET_ENERGY_QUERY, fmt="table")],
+        "transformations": [{"id": "merge", "options": {}},
+                            {"id": "organize", "options": {"excludeByName": {"Time": True}}}],
+    }
+    row = {"id": 7, "type": "row", "title": "Fleet", "collapsed": False, "panels": [],
+           "datasource": DS, "targets": [],
+           "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}}
+    return [row, power, energy]
+
+
 def build_dashboard() -> dict[str, Any]:
     """The dashboard JSON model (Grafana 10/11, schemaVersion 39)."""
     panels: list[dict[str, Any]] = [
@@ -131,6 +170,7 @@ def build_dashboard() -> dict[str, Any]:
             "targets": [_target(RUNS_TABLE_QUERY, fmt="table")],
             "transformations": [{"id": "merge", "options": {}}],
         },
+        *_fleet_row(35),
     ]
     annotations = [
         {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},

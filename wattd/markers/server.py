@@ -33,6 +33,7 @@ from wattd.markers.events import (
     StatusAsked,
 )
 from wattd.markers.limits import DedupCache, Handled, LogLimiter, RateLimiter
+from wattd.markers.multicast import MulticastEndpoint, check_multicast
 from wattd.markers.port import AllowList, UdpPort, check_listen, open_port
 from wattd.markers.protocol import MarkerMessage, parse_message, send
 
@@ -42,6 +43,9 @@ TICK_S = 0.05
 IDLE_TICK_S = 1.0
 
 StatusFn = Callable[[], Mapping[str, object]]
+# Shown the lines the service wrote to the journal, once they are there (e.g. the
+# Prometheus last-run energy); it must not raise, and must be cheap.
+LinesHook = Callable[[Sequence[str]], None]
 
 
 class JournalLike(Protocol):
@@ -62,12 +66,13 @@ class MarkerService:
 
     def __init__(self, cfg: MarkersConfig, engine: RunEngine, journal: JournalLike, *,
                  clock: Clock = SYSTEM_CLOCK, status_provider: StatusFn | None = None,
-                 journal_dir: str | None = None) -> None:
+                 journal_dir: str | None = None, on_journaled: LinesHook | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
         self.clock = clock
         self.journal = journal
         self.journal_dir = journal_dir
+        self.on_journaled = on_journaled
         self.status_provider = status_provider
         self.secret: bytes | None = wire.read_secret(cfg.secret_file) if cfg.secret_file else None
         self.listen = check_listen(cfg, self.secret)
@@ -87,6 +92,9 @@ class MarkerService:
         self._tick_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.addresses: list[tuple[str, int]] = []
+        # markers.multicast (SPEC 10): checked now, joined in start (after the ports).
+        self._multicast_at = check_multicast(cfg)
+        self.multicast: MulticastEndpoint | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -106,6 +114,11 @@ class MarkerService:
                                    self.counters)
                 self._ports.append(opened)
                 self.addresses.append(opened.address)
+            if self._multicast_at is not None:
+                # Its sockets are listener len(ports): replies leave by its reply socket.
+                self.multicast = MulticastEndpoint(*self._multicast_at, len(self._ports),
+                                                   self.on_datagram, self.counters)
+                await self.multicast.start()
         except BaseException:
             await self.stop()
             raise
@@ -118,6 +131,11 @@ class MarkerService:
         for port in self._ports:
             port.close()
         self._ports.clear()
+        multicast = self.multicast
+        if multicast is not None:
+            # The group stops being read first; its reply socket stays open until the
+            # waiting stops are answered.
+            await multicast.stop_receiving()
         # Answer stops still waiting for their reading (power held from the last one).
         self.engine.answer_pending()
         self.send_completions()
@@ -128,6 +146,8 @@ class MarkerService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if multicast is not None:
+            await multicast.close()
 
     # -- datagrams -------------------------------------------------------------
 
@@ -214,7 +234,12 @@ class MarkerService:
             self.dedup.put(key, entry, msg.ts_ns)
 
     def _send(self, reply: bytes, to: SourceAddress) -> None:
-        if to.listener < len(self._ports) and self._ports[to.listener].send(reply, to):
+        multicast = self.multicast
+        if multicast is not None and to.listener == multicast.index:
+            sent = multicast.send(reply, to)
+        else:
+            sent = to.listener < len(self._ports) and self._ports[to.listener].send(reply, to)
+        if sent:
             self.counters["replies"] += 1
 
     def _log_notice(self, notice: Notice | None) -> None:
@@ -256,6 +281,8 @@ class MarkerService:
             try:
                 if lines:
                     await self.journal.append(lines, durable=True)
+                    if self.on_journaled is not None:
+                        self.on_journaled(lines)
             except Exception as exc:  # noqa: BLE001 - keep serving; the reply says so
                 self.counters["journal_errors"] += 1
                 log.error("marker_journal_write_failed", error=str(exc), lines=len(lines))
@@ -300,7 +327,8 @@ class MarkerService:
                 "auth": self.secret is not None, **self.engine.status(),
                 "open_runs": self.engine.open_runs(self.clock.boottime_ns()),
                 "counters": dict(self.counters), "dedup_entries": len(self.dedup),
-                "rate_sources": len(self.rate)}
+                "rate_sources": len(self.rate),
+                **({} if self.multicast is None else {"multicast": self.multicast.status()})}
 
     def status_json(self) -> Mapping[str, object]:
         if self.status_provider is not None:

@@ -49,6 +49,9 @@ class ReportOptions:
     baseline: str | None = None
     per_tag: str | None = None  # None: the `requests` tag
     group_by: str | None = None
+    # Off for a fleet's database (many meters): its comparisons are those of the
+    # per-run totals (wattd.report.totals), not of every meter's groups pairwise.
+    per_meter_comparisons: bool = True
 
 
 @dataclass(slots=True)
@@ -227,7 +230,7 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") ->
         rows.append(row)
 
     groups = _groups(rows)
-    comparisons = _comparisons(groups)
+    comparisons = _comparisons(groups) if options.per_meter_comparisons else []
     notes.extend(_row_notes(rows))
     grouping = "name" if options.group_by is None else f"tag {options.group_by}"
     return Report(journal=journal, rows=rows, groups=groups, comparisons=comparisons,

@@ -11,6 +11,7 @@ from typing import Any
 from wattd.report.model import METRICS, Comparison, Group, Report, RunRow
 from wattd.report.records import ScanStats
 from wattd.report.stats import Summary
+from wattd.report.totals import run_totals, total_comparisons_json, total_groups_json, totals_json
 
 FORMATS = ("table", "csv", "json", "markdown")
 
@@ -136,6 +137,10 @@ def render_json(report: Report) -> str:
         "comparisons": [comparison_json(c) for c in report.comparisons],
         "notes": report.notes + scan_notes(report.scan.stats),
     }
+    # SPEC 10: per-run totals over meters and hosts (wattd.report.totals)
+    doc["totals"] = totals_json(report)
+    doc["total_groups"] = total_groups_json(report)
+    doc["total_comparisons"] = total_comparisons_json(report)
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -381,6 +386,10 @@ def render_table(report: Report, *, markdown: bool = False) -> str:
         for c in report.comparisons:
             line = summary_line(c, report.per_tag)
             out.append(f"**{line}**" if markdown else line)
+    # SPEC 10: per-run totals
+    if any(t.meters > 1 or t.missing for t in run_totals(report)):
+        out += ["", title("Totals per run (over meters and hosts)")] + ([""] if markdown else [])
+        out += draw(*totals_table(report))
     return "\n".join(out) + "\n"
 
 
@@ -392,3 +401,14 @@ def render(report: Report, form: str) -> str:
     if form == "markdown":
         return render_table(report, markdown=True)
     return render_table(report)
+
+
+def totals_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    header = ["run", "meters", "hosts", "energy J", "duration s", "mean W", "missing"]
+    body = []
+    for t in run_totals(report):
+        energy = fmt(t.energy_j) if t.energy_j is not None else \
+            f"({fmt(t.partial_energy_j)} without missing)"
+        body.append([t.run, str(t.meters), str(t.hosts), energy, fmt(t.duration_s),
+                     fmt(t.mean_w), ", ".join(t.missing) or "-"])
+    return header, body

@@ -1,0 +1,79 @@
+"""Prometheus /metrics (SPEC 10): a real daemon scraped by Debian's real Prometheus."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_proc import DaemonProc, write_config
+from tests.ports import free_port
+from tests.prometheus_server import Prometheus
+from wattd.config.fleet import PrometheusConfig
+from wattd.errors import ConfigError
+from wattd.metrics.prometheus import PrometheusEndpoint, Snapshot, peer_allowed
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return int(resp.status), resp.read().decode()
+
+
+def test_prometheus_scrapes_the_live_power_of_a_real_daemon(tmp_path: Path) -> None:
+    metrics_port = free_port()
+    marker_port = free_port("udp")
+    cfg = write_config(tmp_path, [{"name": "pi", "driver": "gb202", "port": "/dev/none",
+                                   "power_w": 42.0}],
+                       markers={"listen": [f"127.0.0.1:{marker_port}"]},
+                       prometheus={"listen": f"127.0.0.1:{metrics_port}"})
+    with DaemonProc(cfg) as daemon, \
+            Prometheus(tmp_path / "prom", [f"127.0.0.1:{metrics_port}"]) as prom:
+        [series] = prom.wait_for('wattd_power_watts{meter="pi"}', 1)
+        assert float(series["value"][1]) == pytest.approx(42.0, rel=0.03)
+        [energy] = prom.wait_for('wattd_energy_joules_total{meter="pi"}', 1)
+        assert float(energy["value"][1]) > 0
+        [ok] = prom.wait_for('wattd_frames_total{meter="pi",result="ok"}', 1)
+        assert float(ok["value"][1]) > 0
+        # A run opens and closes: its gauge, then its energy.
+        mark = [sys.executable, "-m", "wattd", "mark", "--to", f"127.0.0.1:{marker_port}"]
+        subprocess.run([*mark, "start", "prom-run"], check=True, capture_output=True)
+        prom.wait_for('wattd_run_open{meter="pi",run="prom-run"} == 1', 1)
+        stop = subprocess.run([*mark, "stop", "prom-run"], check=True, capture_output=True,
+                              text=True)
+        energy_j = float(stop.stdout.split("energy_j=")[1].split()[0])
+        [last] = prom.wait_for('wattd_last_run_energy_joules{run="prom-run"}', 1)
+        assert float(last["value"][1]) == pytest.approx(energy_j, rel=1e-6)
+        status, text = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        assert "wattd_clock_synced " in text
+        assert 'wattd_run_open{meter="pi",run="prom-run"}' not in text  # closed
+        assert daemon.stop() == 0
+
+
+def test_non_loopback_metrics_need_an_allow_list_and_strangers_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"prometheus\.allow"):
+        PrometheusEndpoint(PrometheusConfig(listen="0.0.0.0:9289"), Snapshot)
+    endpoint = PrometheusEndpoint(PrometheusConfig(listen="0.0.0.0:9289",
+                                                   allow=["192.0.2.0/24"]), Snapshot)
+    assert endpoint.allow == [ipaddress.ip_network("192.0.2.0/24")]
+    assert peer_allowed("192.0.2.9", endpoint.allow)
+    assert peer_allowed("::ffff:192.0.2.9", endpoint.allow)
+    assert peer_allowed("127.0.0.1", endpoint.allow)  # loopback always, as for markers
+    assert not peer_allowed("198.51.100.1", endpoint.allow)
+    assert not peer_allowed("not-an-address", endpoint.allow)
+
+
+def test_metrics_without_readings_export_no_fake_zero() -> None:
+    from wattd.metrics.prometheus import MeterSample
+
+    endpoint = PrometheusEndpoint(PrometheusConfig(listen=f"127.0.0.1:{free_port()}"),
+                                  lambda: Snapshot(meters={"pi": MeterSample()},
+                                                   backlog_bytes={"db": 12}))
+    text = endpoint.render().decode()
+    assert "wattd_power_watts{" not in text
+    assert "\nwattd_clock_synced " not in text  # unknown clock state: no sample
+    assert 'wattd_journal_backlog_bytes{sink="db"} 12.0' in text
