@@ -163,8 +163,10 @@ def time_per_request_figure(report: Report, colours: dict[str, str]) -> FigureSv
 
 def energy_per_unit_figure(report: Report, colours: dict[str, str]) -> FigureSvg:
     unit = unit_word(report.per_tag)
-    metric = next((m for m in METRICS if report.groups and all(g.has(m) for g in
-                                                                report.groups)), "energy_j")
+    # The figure the comparisons use: the most specific one every repeated group has.
+    repeated = [g for g in report.groups if g.energy.n >= 2] or report.groups
+    metric = next((m for m in METRICS if repeated and all(g.has(m) for g in repeated)),
+                  "energy_j")
     scale = 1.0
     values = [g.figures[metric].mean for g in report.groups if g.has(metric)]
     prefix = ""

@@ -271,6 +271,9 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "",
                 row.group = group_name(record.run)
         rows.append(row)
 
+    if experiment is not None and experiment.stats.bad_lines:
+        notes.append(f"{experiment.stats.bad_lines} wattd_result/wattd_latency/wattd_cpu "
+                     "line(s) without what they need (run, numbers, q) skipped")
     groups = _groups(rows)
     comparisons = _comparisons(groups)
     notes.extend(_row_notes(rows))
