@@ -85,7 +85,10 @@ def load_table(report: Report) -> tuple[list[str], list[list[str]]]:
         if row.record.phase is not None:
             continue
         cells = [row.label, row.record.meter]
-        cells += [fmt(load_value(row, k)) for k in LOAD_KEYS]
+        for key in LOAD_KEYS:
+            value = load_value(row, key)
+            counted = key in ("requests", "failed") and value is not None and value.is_integer()
+            cells.append(f"{value:,.0f}" if counted and value is not None else fmt(value))
         for key in CPU_KEYS:
             value = cpu_value(row, key)
             if value is not None and key == "rss_bytes_max":
