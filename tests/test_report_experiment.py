@@ -266,19 +266,18 @@ def test_html_without_matplotlib_names_the_extra(
 
 
 def test_cpu_increase_interpolates_both_ends_and_survives_a_probe_restart() -> None:
-    from wattd.report.experiment import CpuSample, cpu_increase
+    from wattd.report.experiment import cpu_increase
 
-    def series(points: list[tuple[int, float]]) -> tuple[list[CpuSample], list[int]]:
-        samples = [CpuSample(t, v, None, None, None) for t, v in points]
-        return samples, [t for t, _ in points]
+    def series(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
+        return [t for t, _ in points], [v for _, v in points]
 
-    samples, times = series([(0, 0.0), (10, 5.0), (20, 15.0), (30, 16.0)])
+    times, values = series([(0, 0.0), (10, 5.0), (20, 15.0), (30, 16.0)])
     # [5, 25]: 2.5 at the start (on 0..10), 15.5 at the stop (on 20..30).
-    assert cpu_increase(samples, times, 5, 25) == pytest.approx(13.0)
-    assert cpu_increase(samples, times, 10, 20) == pytest.approx(10.0)  # samples on the ends
-    assert cpu_increase(samples, times, 12, 14) == pytest.approx(2.0)  # inside one interval
-    assert cpu_increase(samples, times, -1, 25) is None  # no sample before the start
-    assert cpu_increase(samples, times, 5, 31) is None  # none after the stop
+    assert cpu_increase(times, values, 5, 25) == pytest.approx(13.0)
+    assert cpu_increase(times, values, 10, 20) == pytest.approx(10.0)  # samples on the ends
+    assert cpu_increase(times, values, 12, 14) == pytest.approx(2.0)  # inside one interval
+    assert cpu_increase(times, values, -1, 25) is None  # no sample before the start
+    assert cpu_increase(times, values, 5, 31) is None  # none after the stop
     # A restarted probe counts from zero again: the step back adds nothing.
-    samples, times = series([(0, 100.0), (10, 104.0), (20, 1.0), (30, 3.0)])
-    assert cpu_increase(samples, times, 0, 30) == pytest.approx(4.0 + 2.0)
+    times, values = series([(0, 100.0), (10, 104.0), (20, 1.0), (30, 3.0)])
+    assert cpu_increase(times, values, 0, 30) == pytest.approx(4.0 + 2.0)

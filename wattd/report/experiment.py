@@ -59,6 +59,23 @@ class CpuSample:
 
 
 @dataclass(slots=True)
+class CpuSeries:
+    """One probe's samples (one host and target), in time order."""
+
+    samples: list[CpuSample] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # of every sample
+    cpu_times: list[int] = field(default_factory=list)  # of the samples with cpu_s
+    cpu_values: list[float] = field(default_factory=list)
+
+    def sort(self) -> None:
+        self.samples.sort(key=lambda s: s.t_ns)
+        self.times = [s.t_ns for s in self.samples]
+        with_cpu = [(s.t_ns, s.cpu_s) for s in self.samples if s.cpu_s is not None]
+        self.cpu_times = [t for t, _ in with_cpu]
+        self.cpu_values = [v for _, v in with_cpu]
+
+
+@dataclass(slots=True)
 class RunLoad:
     """What the load generator said about one run."""
 
@@ -90,7 +107,7 @@ class ExperimentStats:
 class ExperimentData:
     results: dict[str, list[_Entry]] = field(default_factory=dict)  # run -> entries
     latency: dict[str, list[_Entry]] = field(default_factory=dict)
-    cpu: dict[tuple[str, str], list[CpuSample]] = field(default_factory=dict)
+    cpu: dict[tuple[str, str], CpuSeries] = field(default_factory=dict)
     stats: ExperimentStats = field(default_factory=ExperimentStats)
 
     def load_of(self, run: str, start_ns: int, starts: list[int]) -> RunLoad | None:
@@ -108,19 +125,19 @@ class ExperimentData:
         if not self.cpu or stop_ns <= start_ns:
             return None
         used = []
-        for (host, target), samples in self.cpu.items():
-            times = [s.t_ns for s in samples]
-            inside = samples[bisect_left(times, start_ns):bisect_right(times, stop_ns)]
+        for (host, target), series in self.cpu.items():
+            times = series.times
+            inside = series.samples[bisect_left(times, start_ns):bisect_right(times, stop_ns)]
             if inside and all(s.run in (None, run) for s in inside):
-                used.append((f"{host} {target}", samples, times, inside))
+                used.append((f"{host} {target}".strip(), series, inside))
         if not used:
             return None
         total = 0.0
         uncovered = []
         rss_max: float | None = None
         curves = []
-        for label, samples, times, inside in used:
-            increase = cpu_increase(samples, times, start_ns, stop_ns)
+        for label, series, inside in used:
+            increase = cpu_increase(series.cpu_times, series.cpu_values, start_ns, stop_ns)
             if increase is None:
                 uncovered.append(label)
             else:
@@ -155,30 +172,27 @@ def _merged(entries: Iterable[_Entry], start_ns: int, starts: list[int]
     return out
 
 
-def cpu_increase(samples: list[CpuSample], times: list[int], start_ns: int,
+def cpu_increase(times: list[int], values: list[float], start_ns: int,
                  stop_ns: int) -> float | None:
-    """Increase of the cumulative ``cpu_s`` over [start, stop], both ends
-    interpolated between the bracketing samples; None unless both are bracketed.
-    A step backwards (a restarted probe) adds nothing."""
-    points = [(s.t_ns, s.cpu_s) for s in samples if s.cpu_s is not None]
-    if len(times) != len(points):
-        times = [t for t, _ in points]
+    """Increase of a cumulative ``cpu_s`` series (sorted times, values) over
+    [start, stop], both ends interpolated between the bracketing samples; None
+    unless both ends are bracketed. A step backwards (a restarted probe) adds
+    nothing."""
     i0 = bisect_right(times, start_ns) - 1  # last sample at or before the start
     i1 = bisect_left(times, stop_ns)  # first sample at or after the stop
-    if i0 < 0 or i1 >= len(points):
+    if i0 < 0 or i1 >= len(times):
         return None
-    values = [_at(points, i0, start_ns)]
-    values += [v for _, v in points[i0 + 1:i1]]
-    values.append(_at(points, i1 - 1, stop_ns))
-    return math.fsum(max(0.0, b - a) for a, b in itertools.pairwise(values))
+    path = [_at(times, values, i0, start_ns), *values[i0 + 1:i1],
+            _at(times, values, i1 - 1, stop_ns)]
+    return math.fsum(max(0.0, b - a) for a, b in itertools.pairwise(path))
 
 
-def _at(points: list[tuple[int, float]], i: int, t_ns: int) -> float:
-    """cpu_s at t, interpolated on the segment points[i] .. points[i + 1]."""
-    t0, v0 = points[i]
-    if t0 == t_ns or i + 1 >= len(points):
+def _at(times: list[int], values: list[float], i: int, t_ns: int) -> float:
+    """The value at t, interpolated on the segment i .. i + 1."""
+    t0, v0 = times[i], values[i]
+    if t0 == t_ns or i + 1 >= len(times):
         return v0
-    t1, v1 = points[i + 1]
+    t1, v1 = times[i + 1], values[i + 1]
     if t1 == t0:
         return v1
     return v0 + (v1 - v0) * (t_ns - t0) / (t1 - t0)
@@ -266,11 +280,11 @@ class ExperimentReader:
         if sample.cpu_s is None and sample.cpu_pct is None:
             self.data.stats.bad_lines += 1
             return
-        self.data.cpu.setdefault((host, target), []).append(sample)
+        self.data.cpu.setdefault((host, target), CpuSeries()).samples.append(sample)
 
     def finish(self) -> ExperimentData:
-        for samples in self.data.cpu.values():
-            samples.sort(key=lambda s: s.t_ns)
+        for series in self.data.cpu.values():
+            series.sort()
         return self.data
 
 
