@@ -180,11 +180,15 @@ def experiment_journal(directory: Path, groups: dict[str, tuple[float, float, fl
     cpu_total = 0.0
     x = 0.2
     step = 0.01
+    previous = 0.0
     while x < end:
-        # cpu_s: the exact integral of the busy cores, sampled every sample_s.
+        # cpu_s: the exact integral of the busy cores, sampled every sample_s;
+        # cpu_pct: over the interval before the sample, as the probe computes it.
         samples.append((x, cpu_total))
         inside = next((r for r in runs if r.start_s <= x <= r.stop_s), None)
-        events.append((x, 3, ("cpu", x, cpu_total, inside.name if inside else None)))
+        pct = 100 * (cpu_total - previous) / sample_s
+        previous = cpu_total
+        events.append((x, 3, ("cpu", x, cpu_total, inside.name if inside else None, pct)))
         for k in range(round(sample_s / step)):
             cpu_total += cores_at(x + k * step + step / 2) * step
         x = round(x + sample_s, 6)
@@ -205,8 +209,8 @@ def experiment_journal(directory: Path, groups: dict[str, tuple[float, float, fl
                      latency_ms_p99=r.latency[99.0])
             b.latency(r.name, when, r.start_s, r.latency)
         else:
-            _, at, total, run = item
-            pct = 100 * cores_at(float(at))  # type: ignore[arg-type]
-            b.cpu(float(at), float(total), cpu_pct=pct, run=run)  # type: ignore[arg-type]
+            _, at, total, run, pct = item
+            b.cpu(float(at), float(total), cpu_pct=float(pct),  # type: ignore[arg-type]
+                  run=run)  # type: ignore[arg-type]
     b.write(directory, 1)
     return runs, samples

@@ -90,7 +90,8 @@ class RunCpu:
     cpu_s: float | None
     cpu_pct_mean: float | None
     rss_bytes_max: float | None
-    # For the figure: per series, (seconds since the run's start, cpu_pct).
+    # For the figure: per series, (seconds since the run's start, cpu_pct), from
+    # the last sample before the start to the first after the stop.
     curves: list[tuple[str, list[tuple[float, float]]]]
     note: str | None = None
 
@@ -127,16 +128,20 @@ class ExperimentData:
         used = []
         for (host, target), series in self.cpu.items():
             times = series.times
-            inside = series.samples[bisect_left(times, start_ns):bisect_right(times, stop_ns)]
+            lo, hi = bisect_left(times, start_ns), bisect_right(times, stop_ns)
+            inside = series.samples[lo:hi]
             if inside and all(s.run in (None, run) for s in inside):
-                used.append((f"{host} {target}".strip(), series, inside))
+                # The figure also gets the samples just outside: a short run may
+                # hold a single sample, and cpu_pct is over the interval before it.
+                around = series.samples[max(0, lo - 1):hi + 1]
+                used.append((f"{host} {target}".strip(), series, inside, around))
         if not used:
             return None
         total = 0.0
         uncovered = []
         rss_max: float | None = None
         curves = []
-        for label, series, inside in used:
+        for label, series, inside, around in used:
             increase = cpu_increase(series.cpu_times, series.cpu_values, start_ns, stop_ns)
             if increase is None:
                 uncovered.append(label)
@@ -145,7 +150,7 @@ class ExperimentData:
             rss = [s.rss_bytes for s in inside if s.rss_bytes is not None]
             if rss:
                 rss_max = max(rss) + (rss_max or 0.0)
-            curve = [((s.t_ns - start_ns) / 1e9, s.cpu_pct) for s in inside
+            curve = [((s.t_ns - start_ns) / 1e9, s.cpu_pct) for s in around
                      if s.cpu_pct is not None]
             if curve:
                 curves.append((label, curve))

@@ -184,7 +184,7 @@ def energy_per_unit_figure(report: Report, colours: dict[str, str]) -> FigureSvg
 
 def _over_time(report: Report, colours: dict[str, str], fig_id: str, title: str,
                ylabel: str, curves: list[tuple[RunRow, str, list[tuple[float, float]]]],
-               missing: str) -> FigureSvg:
+               missing: str, *, marker: str = "", steps: bool = False) -> FigureSvg:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=_SIZE_IN, layout="constrained")
@@ -200,7 +200,8 @@ def _over_time(report: Report, colours: dict[str, str], fig_id: str, title: str,
             label = key if row.group is not None else f"{key} (not in a group)"
         (line,) = ax.plot([t for t, _ in points], [v for _, v in points],
                           color=colours[key], linewidth=1.0, alpha=0.75, label=label,
-                          linestyle="-" if row.group is not None else "--")
+                          linestyle="-" if row.group is not None else "--", marker=marker,
+                          markersize=2.5, drawstyle="steps-pre" if steps else "default")
         line.set_gid(f"run-{i}")
         marks[f"run-{i}"] = {"run": row.label, "group": key, "meter": row.record.meter}
         if series:
@@ -211,10 +212,17 @@ def _over_time(report: Report, colours: dict[str, str], fig_id: str, title: str,
         ax.set_xlabel("time since run start (s)")
         ax.legend(loc="best", ncols=2 if len(seen) > 4 else 1)
         ax.grid(visible=True, alpha=0.3)
-        ax.set_xlim(left=0.0)
+        longest = max(_duration_s(r) for r, _, _ in curves)
+        ax.set_xlim(0.0, longest * 1.02 if longest > 0 else None)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return _finish(fig, fig_id, title, marks, len(runs), seen)
+
+
+def _duration_s(row: RunRow) -> float:
+    r = row.record
+    end = r.stop_ns if r.stop_ns is not None else r.integrated_to_ns
+    return 0.0 if end is None else (end - r.start_ns) / 1e9
 
 
 def _runs_to_draw(report: Report) -> list[RunRow]:
@@ -239,7 +247,8 @@ def cpu_figure(report: Report, colours: dict[str, str]) -> FigureSvg:
             curves += [(row, label, points) for label, points in row.cpu.curves]
     return _over_time(report, colours, "fig-cpu", "Server CPU over time per run",
                       "server CPU (% of one core)", curves,
-                      "no CPU samples in these runs (run wattd probe on the server)")
+                      "no CPU samples in these runs (run wattd probe on the server)",
+                      marker="o", steps=True)  # a sample's cpu_pct is over the interval before it
 
 
 def distribution(rows: Sequence[RunRow]) -> list[tuple[float, float]]:
