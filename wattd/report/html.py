@@ -21,7 +21,7 @@ from wattd.report.render import (
     load_table,
     run_table,
 )
-from wattd.report.words import fmt, metric_words, scan_notes, summary_line
+from wattd.report.words import conclusions, scan_notes
 
 _CSS = """
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; margin: 1.5em auto;
@@ -75,32 +75,6 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]], table_id: str) 
 def _figure(fig: FigureSvg) -> str:
     caption = html.escape(_CAPTIONS.get(fig.fig_id, ""))
     return f"<figure>{fig.svg}<figcaption>{caption}</figcaption></figure>"
-
-
-def conclusions(report: Report) -> list[str]:
-    """One line per comparison for up to three groups; beyond, one ranking per
-    compared metric and the line comparing the best two (every pair stays in the
-    comparisons table)."""
-    if len({(c.a.group, c.b.group) for c in report.comparisons}) <= 3:
-        return [summary_line(c, report.per_tag) for c in report.comparisons]
-    lines = []
-    metrics = list(dict.fromkeys(c.metric for c in report.comparisons))
-    for metric in metrics:
-        for meter in dict.fromkeys(c.meter for c in report.comparisons):
-            ranked = sorted((g for g in report.groups if g.meter == meter and g.has(metric)
-                             and g.energy.n >= 2), key=lambda g: g.figures[metric].mean)
-            if len(ranked) < 2:
-                continue
-            unit = {"time_per_request_ms": " ms", "cpu_per_unit_s": " s"}.get(metric, " J")
-            items = ", ".join(f"{g.group} {fmt(g.figures[metric].mean, unit)}"
-                              for g in ranked)
-            lines.append(f"{metric_words(metric, report.per_tag)} [meter {meter}], lowest "
-                         f"first: {items}")
-            best = {ranked[0].group, ranked[1].group}
-            lines += [summary_line(c, report.per_tag) for c in report.comparisons
-                      if c.metric == metric and c.meter == meter and {c.a.group, c.b.group}
-                      == best]
-    return lines
 
 
 def render_html(report: Report) -> str:

@@ -15,8 +15,8 @@ from wattd.report.render_data import (
     render_json,
 )
 from wattd.report.stats import Summary
+from wattd.report.words import conclusions, fmt, metric_words, p_text, scan_notes, unit_word
 from wattd.report.words import flag_text as _flag_text
-from wattd.report.words import fmt, metric_words, p_text, scan_notes, summary_line, unit_word
 
 __all__ = ["FORMATS", "render", "render_csv", "render_json", "render_table", "scan_notes"]
 
@@ -224,8 +224,7 @@ def render_table(report: Report, *, markdown: bool = False) -> str:
             out.append("")
         out += draw(*comparison_table(report))
         out.append("")
-        for c in report.comparisons:
-            line = summary_line(c, report.per_tag)
+        for line in conclusions(report):
             out.append(f"**{line}**" if markdown else line)
     return "\n".join(out) + "\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wattd.report.model import Comparison, RunRow
+from wattd.report.model import Comparison, Report, RunRow
 from wattd.report.scan import ScanStats
 from wattd.report.stats import Summary
 
@@ -106,6 +106,32 @@ def summary_line(c: Comparison, per_tag: str) -> str:
     return (f"{lo_group.group} used {fmt(lo.mean)} {net}J{per}{_pm(lo)}, "
             f"{hi_group.group} {fmt(hi.mean)} {net}J{_pm(hi)}: {lo_group.group} needs "
             f"{fmt(factor)} x less {net}energy{tail}")
+
+
+def conclusions(report: Report) -> list[str]:
+    """One line per comparison for up to three groups; beyond, one ranking per
+    compared metric and the line comparing the best two (every pair stays in the
+    comparisons table)."""
+    if len({(c.a.group, c.b.group) for c in report.comparisons}) <= 3:
+        return [summary_line(c, report.per_tag) for c in report.comparisons]
+    lines = []
+    metrics = list(dict.fromkeys(c.metric for c in report.comparisons))
+    for metric in metrics:
+        for meter in dict.fromkeys(c.meter for c in report.comparisons):
+            ranked = sorted((g for g in report.groups if g.meter == meter and g.has(metric)
+                             and g.energy.n >= 2), key=lambda g: g.figures[metric].mean)
+            if len(ranked) < 2:
+                continue
+            unit = {"time_per_request_ms": " ms", "cpu_per_unit_s": " s"}.get(metric, " J")
+            items = ", ".join(f"{g.group} {fmt(g.figures[metric].mean, unit)}"
+                              for g in ranked)
+            lines.append(f"{metric_words(metric, report.per_tag)} [meter {meter}], lowest "
+                         f"first: {items}")
+            best = {ranked[0].group, ranked[1].group}
+            lines += [summary_line(c, report.per_tag) for c in report.comparisons
+                      if c.metric == metric and c.meter == meter and {c.a.group, c.b.group}
+                      == best]
+    return lines
 
 
 def scan_notes(s: ScanStats) -> list[str]:
