@@ -281,3 +281,19 @@ def test_cpu_increase_interpolates_both_ends_and_survives_a_probe_restart() -> N
     # A restarted probe counts from zero again: the step back adds nothing.
     times, values = series([(0, 100.0), (10, 104.0), (20, 1.0), (30, 3.0)])
     assert cpu_increase(times, values, 0, 30) == pytest.approx(4.0 + 2.0)
+
+
+def test_many_groups_conclude_with_one_ranking_per_metric(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    groups = {"python": (4.2, 20.0, 0.95), "rust": (4.8, 5.0, 3.2), "go": (4.6, 7.0, 2.4),
+              "java": (4.9, 9.0, 2.8), "node": (4.3, 14.0, 1.1)}
+    experiment_journal(tmp_path, groups, 2, requests=400)
+    code, out, _ = _run(capsys, "--journal", str(tmp_path), "--baseline", "idle")
+    assert code == 0
+    rankings = [line for line in out.splitlines() if "lowest first:" in line]
+    assert len(rankings) == 4  # net energy, energy, time and CPU per request
+    speed = next(line for line in rankings if line.startswith("time per request"))
+    order = [item.split()[0] for item in speed.split("lowest first: ")[1].split(", ")]
+    assert order == sorted(groups, key=lambda g: groups[g][1])  # by ms per request
+    assert "rust is " in out  # the best two, compared
+    assert sum("x faster per request" in line for line in out.splitlines()) == 1
