@@ -54,6 +54,11 @@ class FigureSvg:
     groups: list[str] = field(default_factory=list)
 
 
+def _plain(text: str) -> str:
+    """A label as plain text: matplotlib reads $...$ as mathtext (a tag value may hold $)."""
+    return text.replace("$", r"\$")
+
+
 def colour_key(row: RunRow) -> str:
     return row.group if row.group is not None else group_name(row.record.run)
 
@@ -139,10 +144,11 @@ def _bars(report: Report, colours: dict[str, str], fig_id: str, title: str, metr
             bar.set_gid(f"bar-{i}")
             s = g.figures[metric]
             marks[f"bar-{i}"] = {"group": labels[i], "mean": repr(s.mean), "n": str(s.n)}
-        ax.set_xticks(x, labels, rotation=20 if len(groups) > 4 else 0)
+        ax.set_xticks(x, [_plain(lab) for lab in labels],
+                      rotation=20 if len(groups) > 4 else 0)
         ax.set_xlabel("group")
         handles: list[Any] = [
-            Patch(color=colours[g.group], label=f"{lab} (n={g.figures[metric].n})")
+            Patch(color=colours[g.group], label=_plain(f"{lab} (n={g.figures[metric].n})"))
             for g, lab in zip(groups, labels, strict=True)]
         handles.append(Line2D([], [], color="#222222", marker="_", markersize=12,
                               linestyle="none", label="95 % CI (Student t)"))
@@ -199,7 +205,8 @@ def _over_time(report: Report, colours: dict[str, str], fig_id: str, title: str,
             seen.append(key)
             label = key if row.group is not None else f"{key} (not in a group)"
         (line,) = ax.plot([t for t, _ in points], [v for _, v in points],
-                          color=colours[key], linewidth=1.0, alpha=0.75, label=label,
+                          color=colours[key], linewidth=1.0, alpha=0.75,
+                          label=_plain(label),
                           linestyle="-" if row.group is not None else "--", marker=marker,
                           markersize=2.5, drawstyle="steps-pre" if steps else "default")
         line.set_gid(f"run-{i}")
@@ -288,7 +295,7 @@ def latency_figure(report: Report, colours: dict[str, str]) -> FigureSvg:
         all_ms += ms
         (line,) = ax.plot(ms, [q / 100 for q, _ in points], color=colours[g.group],
                           drawstyle="default", marker="o", markersize=3, linewidth=1.4,
-                          label=f"{label} (n={len(g.rows)})")
+                          label=_plain(f"{label} (n={len(g.rows)})"))
         line.set_gid(f"group-{len(drawn)}")
         marks[f"group-{len(drawn)}"] = {"group": label, "points": str(len(points))}
         drawn.append(label)

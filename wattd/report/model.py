@@ -229,15 +229,16 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "",
                               "complete run in the journal")
     per_tag = options.per_tag or DEFAULT_PER_TAG
 
-    starts: dict[str, list[int]] = {}
+    starts: dict[str, set[int]] = {}  # run name -> its runs' starts (several meters: one)
     for r in records:
         if r.phase is None:
-            starts.setdefault(r.run, []).append(r.start_ns)
+            starts.setdefault(r.run, set()).add(r.start_ns)
+    sorted_starts = {name: sorted(times) for name, times in starts.items()}
     rows: list[RunRow] = []
     for record in selected:
         row = RunRow(record, _status(record))
         if experiment is not None:
-            _attach(row, experiment, sorted(set(starts.get(record.run, ()))))
+            _attach(row, experiment, sorted_starts.get(record.run, []))
         result = record.result
         if result is not None:
             row.units = _parse_units(record.tags.get(per_tag))
