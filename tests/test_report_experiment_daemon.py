@@ -44,6 +44,7 @@ def test_real_daemon_runs_with_results_and_cpu(tmp_path: Path,
     to = yaml.safe_load(config.read_text())["markers"]["listen"][0]
     journal = tmp_path / "journal"
     runs: list[tuple[str, str, int, float]] = []  # name, group, start_ns, daemon energy
+    durations: dict[str, float] = {}  # the stop replies' duration_s
     with DaemonProc(config) as daemon, MarkerClient(to, timeout_s=10.0) as client:
         def answering() -> bool:
             try:
@@ -65,6 +66,7 @@ def test_real_daemon_runs_with_results_and_cpu(tmp_path: Path,
                 assert stopped.ok, stopped.text
                 runs.append((name, group, int(started.fields["start_ns"]),
                              float(stopped.fields["energy_j"])))
+                durations[name] = float(stopped.fields["duration_s"])
                 time.sleep(0.2)
         time.sleep(0.3)
         last_ns = time.time_ns()
@@ -118,6 +120,7 @@ def test_real_daemon_runs_with_results_and_cpu(tmp_path: Path,
     per_group: dict[str, dict[str, list[float]]] = {g: {"tpr": [], "cpu": []} for g in WORK}
     for name, group, _, energy in runs:
         r = by_run[name]
+        assert r["duration_s"] == pytest.approx(durations[name], abs=1e-6), daemon.log_text()
         assert r["energy_j"] == pytest.approx(energy, rel=1e-3)  # as the daemon said
         assert r["energy_per_unit_j"] == pytest.approx(r["energy_j"] / REQUESTS)
         start, stop = bounds[name]
