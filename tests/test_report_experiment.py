@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sps
 
 from tests.report_journal import JournalBuilder, PlannedRun, experiment_journal
@@ -297,3 +299,18 @@ def test_many_groups_conclude_with_one_ranking_per_metric(
     assert order == sorted(groups, key=lambda g: groups[g][1])  # by ms per request
     assert "rust is " in out  # the best two, compared
     assert sum("x faster per request" in line for line in out.splitlines()) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([b"wattd_result,", b"wattd_latency,", b"wattd_cpu,"]),
+       st.binary(max_size=120))
+def test_experiment_lines_of_any_bytes_are_points_or_counted(prefix: bytes, rest: bytes) -> None:
+    from wattd.report.experiment import ExperimentReader
+
+    reader = ExperimentReader()
+    reader.feed(prefix + rest.replace(b"\n", b" "))
+    data = reader.finish()
+    s = data.stats
+    assert s.bad_lines + s.result_points + s.latency_points + s.cpu_points >= 1
+    data.load_of("r", 0, [0])  # whatever was read, attaching it to a run never raises
+    data.cpu_of("r", 0, 10)
