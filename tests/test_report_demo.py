@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.browser import census, chromium_or_skip, render
 from wattd.cli.main import main
 from wattd.report.demo import (
     PI_MS_PER_REQUEST,
@@ -96,3 +100,41 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     gross = next(c for c in doc["comparisons"] if c["metric"] == "energy_per_unit_j")
     assert (gross["a"], gross["b"]) == ("python", "rust")
     assert 2.5 < gross["ratio"] < 4.5
+
+    # The simulated ab's results and probe's CPU samples joined their runs.
+    for name, r in runs.items():
+        assert r["cpu_s"] is not None, name
+        assert r["cpu_s"] > 0
+        if name != "idle":
+            assert r["requests"] == 100
+            assert r["time_per_request_ms"] == pytest.approx(
+                1000 * r["duration_s"] / 100, rel=0.02)
+            assert len(r["latency_ms"]) == 9
+    assert runs["python-1"]["cpu_pct_mean"] == pytest.approx(98, rel=0.1)
+    assert runs["rust-1"]["cpu_pct_mean"] == pytest.approx(360, rel=0.1)
+    speed = next(c for c in doc["comparisons"] if c["metric"] == "time_per_request_ms")
+    assert speed["ratio"] == pytest.approx(21.4 / 5.7, rel=0.1)
+    assert any(c["metric"] == "cpu_per_unit_s" for c in doc["comparisons"])
+
+    # Its HTML report, rendered by a real browser: all five figures with their data.
+    page = demo_dir / "report.html"
+    assert f"HTML report (figures and tables, opens offline): {page}" in out
+    chromium_or_skip()
+    shown = render(page, tmp_path, height=3000)
+    assert shown.console == []
+    dom = census(shown.dom)
+    assert [k for k in dom.svgs if k.startswith("fig-")] == [
+        "fig-time-per-request", "fig-power", "fig-cpu", "fig-latency-cdf",
+        "fig-energy-per-unit"]
+    for fig in ("fig-power", "fig-cpu"):
+        assert dom.svgs[fig]["data-runs"] == "7"
+    for fig in ("fig-time-per-request", "fig-latency-cdf", "fig-energy-per-unit"):
+        assert dom.svgs[fig]["data-groups"] == "python|rust"
+    from PIL import Image
+
+    colours = Image.open(io.BytesIO(shown.png)).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None
+    assert len(colours) > 1  # not blank
+    docs = os.environ.get("WATTD_DOCS_SCREENSHOT")
+    if docs:  # how docs/report-html.png is made: this test's browser, on the demo
+        shutil.copyfile(tmp_path / "report.png", docs)

@@ -1,5 +1,7 @@
 """wattd demo: the Raspberry Pi experiment with a simulated meter, no hardware,
-no database, under a minute; prints the report and how to load the journal.
+no database, under a minute; prints the report, writes it as an HTML page with
+its figures (DIR/report.html, when the 'plot' extra is installed) and says how
+to load the journal.
 
 Exit status: 0 done; 1 the demo could not run; 2 usage error (--dir not ours).
 """
@@ -11,7 +13,9 @@ import sys
 from pathlib import Path
 
 from wattd.report.demo import DEFAULT_TIME_SCALE, PI_REQUESTS, DemoError, loading_hints, run_demo
+from wattd.report.experiment import read_experiment
 from wattd.report.model import ReportOptions, build_report
+from wattd.report.plot import PlotUnavailableError, check_available
 from wattd.report.render import render, scan_notes
 from wattd.report.scan import scan_journal
 
@@ -38,13 +42,24 @@ def execute(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"wattd demo: {exc}", file=sys.stderr)
         return 1
-    scan = scan_journal(journal)
-    report = build_report(scan, ReportOptions(baseline="idle"), journal=str(journal))
+    scan = scan_journal(journal, plot=True)
+    report = build_report(scan, ReportOptions(baseline="idle"), journal=str(journal),
+                          experiment=read_experiment(journal))
     say("")
     sys.stdout.write(render(report, args.format))
     for note in report.notes + scan_notes(scan.stats):
         print(f"note: {note}", file=sys.stderr)
     say("")
+    page = journal.parent / "report.html"
+    try:
+        check_available("the HTML report")
+    except PlotUnavailableError as exc:
+        say(f"No HTML report: {exc}")
+    else:
+        from wattd.report.html import write_html
+
+        write_html(report, page)
+        say(f"HTML report (figures and tables, opens offline): {page}")
     for line in loading_hints(journal):
         say(line)
     return 0

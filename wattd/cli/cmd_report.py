@@ -1,7 +1,7 @@
 """wattd report: joules per run from the journal, repeated-run statistics, comparisons.
 
 Exit status: 0 report printed; 1 nothing to report (no segments, no runs, an
-empty selection, an unknown baseline, --plot without matplotlib); 2 usage or
+empty selection, an unknown baseline, --plot or --html without matplotlib); 2 usage or
 config error (no journal given, the journal directory does not exist).
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from wattd.config import default_config_path, load_config
 from wattd.errors import UsageError
 from wattd.journal.segments import list_segments
+from wattd.report.experiment import read_experiment
 from wattd.report.model import ReportError, ReportOptions, build_report
 from wattd.report.plot import PlotUnavailableError, check_available, plot_report
 from wattd.report.render import render, scan_notes
@@ -28,8 +29,15 @@ are listed but left out of the statistics. Notes (torn lines, unknown
 measurements, stops without a start) go to stderr, or into 'notes' with
 --format json. csv prints one row per run and meter.
 
+Load results (wattd_result, wattd_latency: `wattd exec`, `wattd mark result`)
+and server CPU samples (wattd_cpu: `wattd probe`) in the journal join their
+runs: time per request, percentiles, CPU seconds over exactly [start, stop];
+the `requests` result is the unit count when no tag gives one. Groups and
+comparisons then cover time per request and CPU per unit too. --html FILE
+writes one self-contained page with the tables and the five figures.
+
 exit status: 0 report printed; 1 nothing to report (no segments, no runs, no
-run matching --run, unknown --baseline, --plot without matplotlib); 2 usage or
+run matching --run, unknown --baseline, --plot/--html without matplotlib); 2 usage or
 config error (no journal given, the journal directory does not exist).
 """
 
@@ -60,6 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "a trailing -N/_N/.N)")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw power over time per run (needs the 'plot' extra)")
+    parser.add_argument("--html", metavar="FILE",
+                        help="write the report as one self-contained HTML page with its "
+                             "figures (needs the 'plot' extra)")
     parser.add_argument("--format", choices=("table", "csv", "json", "markdown"),
                         default="table")
 
@@ -84,9 +95,9 @@ def execute(args: argparse.Namespace) -> int:
     if args.database:
         raise UsageError("--database goes with --influx URL")
     journal = _journal_dir(args)
-    if args.plot:
+    if args.plot or args.html:
         try:
-            check_available()
+            check_available("--plot" if args.plot else "--html")
         except PlotUnavailableError as exc:
             print(f"wattd report: {exc}", file=sys.stderr)
             return 1
@@ -94,11 +105,12 @@ def execute(args: argparse.Namespace) -> int:
         print(f"wattd report: no journal segments (NNNNNNNN.lp or .lp.gz) in {journal}",
               file=sys.stderr)
         return 1
-    scan = scan_journal(journal, plot=bool(args.plot))
+    scan = scan_journal(journal, plot=bool(args.plot or args.html))
+    experiment = read_experiment(journal)
     options = ReportOptions(run_globs=args.run, baseline=args.baseline, per_tag=args.per,
                             group_by=args.group_by)
     try:
-        report = build_report(scan, options, journal=str(journal))
+        report = build_report(scan, options, journal=str(journal), experiment=experiment)
     except ReportError as exc:
         print(f"wattd report: {exc}", file=sys.stderr)
         for note in scan_notes(scan.stats):
@@ -111,6 +123,11 @@ def execute(args: argparse.Namespace) -> int:
     if args.plot:
         curves = plot_report(report, args.plot)
         print(f"wattd report: plotted {curves} run(s) to {args.plot}", file=sys.stderr)
+    if args.html:
+        from wattd.report.html import write_html
+
+        write_html(report, args.html)
+        print(f"wattd report: HTML report in {args.html}", file=sys.stderr)
     return 0
 
 

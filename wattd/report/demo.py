@@ -6,8 +6,10 @@ one simulated BL0942 meter (a chip that measures power directly, so readings
 follow the load at once) whose power follows a profile written for the
 experiment. Real UDP markers then open and close the runs on the schedule the
 profile was written for: an idle baseline, then the "python" and "rust"
-servers, three repetitions each, interleaved. Finally the daemon is stopped
-and the report is printed from its journal.
+servers, three repetitions each, interleaved. Beside the energy, each run
+gets the load generator's results and the server's CPU samples
+(``wattd.report.demo_load``, simulated). Finally the daemon is stopped and
+the report is printed from its journal, and written as an HTML page.
 
 Scaling. On a Raspberry Pi 3 the Python server answers 500 000 requests at
 about 21.4 ms each (10 700 s), the Rust server at 5.7 ms (2 850 s); the Pi
@@ -35,6 +37,15 @@ from pathlib import Path
 
 from wattd.errors import WattdError
 from wattd.markers.wire import Reply
+from wattd.report.demo_load import (
+    SAMPLE_S,
+    Busy,
+    Channel,
+    Probe,
+    RunRef,
+    load_results,
+    open_channel,
+)
 
 PI_REQUESTS = 500_000
 PI_MS_PER_REQUEST = {"python": 21.4, "rust": 5.7}
@@ -71,6 +82,7 @@ class Plan:
     profile: str  # the simulated meter's power profile file (SPEC: t_s,power_w lines)
     requests: int
     time_scale: int
+    seed: int = 3
 
     @property
     def end_s(self) -> float:
@@ -96,7 +108,7 @@ def plan(time_scale: int = DEFAULT_TIME_SCALE, seed: int = 3) -> Plan:
                                    round(start + duration, 3), power,
                                    {"lang": lang, "requests": str(requests)}))
             t = start + duration + COOLDOWN_S + GAP_S
-    return Plan(runs, _profile(runs, rng), requests, time_scale)
+    return Plan(runs, _profile(runs, rng), requests, time_scale, seed)
 
 
 def _profile(runs: list[PlannedRun], rng: random.Random) -> str:
@@ -215,6 +227,7 @@ def run_demo(directory: Path, *, time_scale: int = DEFAULT_TIME_SCALE,
     say(f"  daemon: python -m wattd run --simulate -c {directory / 'config.yaml'} "
         f"(markers on 127.0.0.1:{port}, log in {directory / 'daemon.log'})")
     daemon = Daemon(directory)
+    channel: Channel | None = None
     try:
         with MarkerClient(f"127.0.0.1:{port}", timeout_s=8.0) as client:
             deadline = time.monotonic() + 30
@@ -232,27 +245,63 @@ def run_demo(directory: Path, *, time_scale: int = DEFAULT_TIME_SCALE,
             if late_s > 0:
                 raise DemoError(f"the daemon started {late_s:.1f} s too late for the "
                                 "schedule (machine too busy?)")
+            rng = random.Random(the_plan.seed + 1)  # noqa: S311 - simulated load
+            probe = Probe(_busy(the_plan), rng, next_s=LEAD_IN_S - 1.0)
+            channel = open_channel(client, ("127.0.0.1", port), journal)
+
+            def at(t_s: float) -> None:
+                _at(t0_ns, t_s, probe, channel)
+
             for run in the_plan.runs:
-                _at(t0_ns, run.start_s)
+                at(run.start_s)
                 daemon.check_alive()
-                _expect_ok(client.send("start", run.name, tags=run.tags), run.name)
+                started = _expect_ok(client.send("start", run.name, tags=run.tags), run.name)
+                ref = RunRef(run.name, int(started.fields.get("start_ns", time.time_ns())),
+                             dict(run.tags))
+                channel.run_started(ref)
                 say(f"  start {run.name:<9} ({run.workload}, planned "
                     f"{run.stop_s - run.start_s:.2f} s at ~{run.power_w:.2f} W)")
-                _at(t0_ns, run.stop_s)
+                at(run.stop_s)
                 reply = _expect_ok(client.send("stop", run.name), run.name)
+                channel.run_stopped()
                 f = reply.fields
                 say(f"  stop  {run.name:<9} -> {f.get('energy_j', '?')} J in "
                     f"{f.get('duration_s', '?')} s, mean {f.get('mean_w', '?')} W "
                     "(the daemon's online result)")
+                if run.workload != "idle":
+                    duration = float(f.get("duration_s", run.stop_s - run.start_s))
+                    values = load_results(run.workload, the_plan.requests, duration, rng)
+                    channel.result(ref, values)
+                    say(f"        {run.name:<9} -> {the_plan.requests} requests, "
+                        f"{values['time_per_request_ms']:.2f} ms per request, p99 "
+                        f"{values['latency_ms_p99']:.2f} ms (the simulated ab's results)")
+            at(the_plan.end_s + SAMPLE_S)  # a CPU sample after the last stop brackets it
     finally:
         daemon.stop()
+    if channel is not None:
+        channel.close()
     return journal
 
 
-def _at(t0_ns: int, t_s: float) -> None:
-    delay = (t0_ns + t_s * 1e9 - time.time_ns()) / 1e9
-    if delay > 0:
-        time.sleep(delay)
+def _busy(the_plan: Plan) -> list[Busy]:
+    """When the simulated server works: around each run, as the power profile."""
+    return [Busy(r.start_s - WARMUP_S, r.stop_s + COOLDOWN_S, r.workload)
+            for r in the_plan.runs if r.workload != "idle"]
+
+
+def _at(t0_ns: int, t_s: float, probe: Probe | None = None,
+        channel: Channel | None = None) -> None:
+    """Wait until simulated time t_s, sending the probe's samples as they fall due."""
+    while True:
+        now_s = (time.time_ns() - t0_ns) / 1e9
+        if probe is not None and channel is not None:
+            for at_s, values in probe.due(min(now_s, t_s)):
+                channel.sample(t0_ns + round(at_s * 1e9), values)
+        delay = t_s - now_s
+        if delay <= 0:
+            return
+        wait = delay if probe is None else min(delay, max(0.0, probe.next_s - now_s))
+        time.sleep(wait)
 
 
 def _expect_ok(reply: Reply, name: str) -> Reply:
@@ -269,6 +318,8 @@ def loading_hints(journal: Path) -> list[str]:
     return [
         f"The journal is in {journal} ({', '.join(segments)}).",
         f"Report it again any time:  wattd report --journal {journal} --baseline idle",
+        f"  (as an HTML page:  wattd report --journal {journal} --baseline idle --html "
+        "report.html)",
         "Load it into InfluxDB 1.x (and then Grafana) by hand, one segment at a time:",
         f"  {cat} 'http://localhost:8086/write?db=wattd'",
         "  (create the database first: curl -XPOST 'http://localhost:8086/query' "

@@ -15,7 +15,11 @@ Decisions where the spec is silent (also in the README):
 - Comparisons use the most specific figure every run of both groups has:
   net energy per unit with a baseline and a unit count, else energy per unit,
   else net energy, else energy (``metric`` says which); with a baseline the
-  gross figure is compared too (a second comparison of the same pair).
+  gross figure is compared too (a second comparison of the same pair). Time
+  per request and CPU seconds per unit are compared too when every run of
+  both groups has them (SPEC 9.4).
+- The unit count of a run is its ``--per`` tag (default ``requests``), else
+  its load result of the same name (``requests`` from the load generator).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from wattd.report.experiment import ExperimentData, RunCpu, RunLoad
 from wattd.report.records import RunRecord, ScanResult
 from wattd.report.stats import Ratio, Summary, fieller_ratio, summarize, welch_p
 
@@ -64,6 +69,27 @@ class RunRow:
     net_energy_j: float | None = None
     energy_per_unit_j: float | None = None
     net_energy_per_unit_j: float | None = None
+    load: RunLoad | None = None  # wattd_result / wattd_latency of the run
+    cpu: RunCpu | None = None  # wattd_cpu over the run
+    cpu_s_per_unit: float | None = None
+
+    def result(self, key: str) -> float | None:
+        return None if self.load is None else self.load.results.get(key)
+
+    @property
+    def time_per_request_ms(self) -> float | None:
+        return self.result("time_per_request_ms")
+
+    @property
+    def cpu_s(self) -> float | None:
+        return None if self.cpu is None else self.cpu.cpu_s
+
+    def latency_ms(self, q: int) -> float | None:
+        """``latency_ms_pNN`` from the results, else the distribution's q=NN."""
+        value = self.result(f"latency_ms_p{q}")
+        if value is None and self.load is not None:
+            value = self.load.latency_ms.get(float(q))
+        return value
 
     @property
     def label(self) -> str:
@@ -89,6 +115,8 @@ class RunRow:
     def metric(self, name: str) -> float | None:
         if name == "energy_j":
             return None if self.record.result is None else self.record.result.energy_j
+        if name == "cpu_per_unit_s":
+            return self.cpu_s_per_unit
         value: float | None = getattr(self, name)
         return value
 
@@ -134,6 +162,9 @@ class Report:
 
 
 METRICS = ("net_energy_per_unit_j", "energy_per_unit_j", "net_energy_j", "energy_j")
+# Compared beside the energy figure when both groups have them (SPEC 9.4).
+LOAD_METRICS = ("time_per_request_ms", "cpu_per_unit_s")
+ALL_METRICS = METRICS + LOAD_METRICS
 
 
 def _parse_units(value: str | None) -> float | None:
@@ -173,7 +204,8 @@ def _baseline_power(records: list[RunRecord], name: str) -> dict[str, float]:
     return {m: energy[m] / duration[m] for m in energy}
 
 
-def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") -> Report:
+def build_report(scan: ScanResult, options: ReportOptions, journal: str = "",
+                 experiment: ExperimentData | None = None) -> Report:
     records = scan.records
     notes: list[str] = []
     if not records:
@@ -200,12 +232,22 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") ->
                               "complete run in the journal")
     per_tag = options.per_tag or DEFAULT_PER_TAG
 
+    starts: dict[str, set[int]] = {}  # run name -> its runs' starts (several meters: one)
+    for r in records:
+        if r.phase is None:
+            starts.setdefault(r.run, set()).add(r.start_ns)
+    sorted_starts = {name: sorted(times) for name, times in starts.items()}
     rows: list[RunRow] = []
     for record in selected:
         row = RunRow(record, _status(record))
+        if experiment is not None:
+            _attach(row, experiment, sorted_starts.get(record.run, []))
         result = record.result
         if result is not None:
             row.units = _parse_units(record.tags.get(per_tag))
+            if row.units is None:
+                units = row.result(per_tag)
+                row.units = units if units is not None and units > 0 else None
             base = baseline_w.get(record.meter)
             if base is not None:
                 row.net_energy_j = result.energy_j - base * result.duration_s
@@ -214,8 +256,12 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") ->
                 if row.net_energy_j is not None:
                     row.net_energy_per_unit_j = row.net_energy_j / row.units
             elif options.per_tag is not None and record.phase is None:
-                notes.append(f"run {record.run}: no numeric '{per_tag}' tag, "
+                notes.append(f"run {record.run}: no numeric '{per_tag}' tag or result, "
                              "no per-unit figure")
+        if row.units is not None and row.cpu_s is not None:
+            row.cpu_s_per_unit = row.cpu_s / row.units
+        if row.cpu is not None and row.cpu.note is not None:
+            notes.append(f"run {row.label}: {row.cpu.note}")
         if options.baseline is not None and record.meter not in baseline_w and result:
             notes.append(f"run {record.run} on meter {record.meter}: the baseline has no "
                          "reading on that meter, no net energy")
@@ -229,6 +275,9 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") ->
                 row.group = group_name(record.run)
         rows.append(row)
 
+    if experiment is not None and experiment.stats.bad_lines:
+        notes.append(f"{experiment.stats.bad_lines} wattd_result/wattd_latency/wattd_cpu "
+                     "line(s) without what they need (run, numbers, q) skipped")
     groups = _groups(rows)
     comparisons = _comparisons(groups) if options.per_meter_comparisons else []
     notes.extend(_row_notes(rows))
@@ -236,6 +285,15 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "") ->
     return Report(journal=journal, rows=rows, groups=groups, comparisons=comparisons,
                   per_tag=per_tag, baseline=options.baseline, baseline_w=baseline_w,
                   grouping=grouping, notes=notes, scan=scan)
+
+
+def _attach(row: RunRow, experiment: ExperimentData, starts: list[int]) -> None:
+    r = row.record
+    if r.phase is None:
+        row.load = experiment.load_of(r.run, r.start_ns, starts)
+    stop_ns = r.stop_ns if r.stop_ns is not None else r.integrated_to_ns
+    if stop_ns is not None:
+        row.cpu = experiment.cpu_of(r.run, r.start_ns, stop_ns)
 
 
 def _exclusion(row: RunRow, options: ReportOptions) -> str | None:
@@ -280,7 +338,7 @@ def _groups(rows: list[RunRow]) -> list[Group]:
     for (name, meter), members in order.items():
         energies = [m.record.result.energy_j for m in members if m.record.result is not None]
         group = Group(name, meter, members, summarize(energies))
-        for metric in METRICS:
+        for metric in ALL_METRICS:
             values = [m.metric(metric) for m in members]
             if all(v is not None for v in values):
                 group.figures[metric] = summarize([v for v in values if v is not None])
@@ -300,6 +358,7 @@ def _comparisons(groups: list[Group]) -> list[Comparison]:
             metrics = [best]
             if best.startswith("net_"):
                 metrics.append(best.removeprefix("net_"))  # and the gross figure
+            metrics += [m for m in LOAD_METRICS if a.has(m) and b.has(m)]
             for metric in metrics:
                 va, vb = a.values(metric), b.values(metric)
                 if not va or not vb or math.fsum(vb) == 0:

@@ -14,12 +14,12 @@ class PlotUnavailableError(Exception):
     """matplotlib is not installed."""
 
 
-def check_available() -> None:
+def check_available(option: str = "--plot") -> None:
     try:
         import matplotlib  # noqa: F401 - optional extra, probed on demand
     except ImportError:
         raise PlotUnavailableError(
-            f"--plot needs matplotlib, the optional extra 'plot': {INSTALL_HINT}") from None
+            f"{option} needs matplotlib, the optional extra 'plot': {INSTALL_HINT}") from None
 
 
 def plot_report(report: Report, path: str | Path) -> int:

@@ -1,188 +1,31 @@
-"""Report output: table (terminal), csv (runs), json (SPEC 5 shape), markdown."""
+"""Report output for people: table (terminal) and markdown; json and csv are in
+``wattd.report.render_data``."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Sequence
-from typing import Any
 
-from wattd.report.model import METRICS, Comparison, Group, Report, RunRow
-from wattd.report.records import ScanStats
+from wattd.report.model import LOAD_METRICS, METRICS, Group, Report
+from wattd.report.render_data import (
+    CPU_KEYS,
+    LOAD_KEYS,
+    cpu_value,
+    load_value,
+    render_csv,
+    render_json,
+)
 from wattd.report.stats import Summary
-from wattd.report.totals import run_totals, total_comparisons_json, total_groups_json, totals_json
+from wattd.report.totals import run_totals
+from wattd.report.words import conclusions, fmt, metric_words, p_text, scan_notes, unit_word
+from wattd.report.words import flag_text as _flag_text
+
+__all__ = ["FORMATS", "render", "render_csv", "render_json", "render_table", "scan_notes"]
 
 FORMATS = ("table", "csv", "json", "markdown")
 
-_METRIC_WORDS = {
-    "energy_j": "energy",
-    "net_energy_j": "net energy",
-    "energy_per_unit_j": "energy per {unit}",
-    "net_energy_per_unit_j": "net energy per {unit}",
-}
-
-
-def fmt(value: float | None, unit: str = "") -> str:
-    """A number for people: about 4 significant digits, no exponent for usual sizes."""
-    if value is None:
-        return "-"
-    magnitude = abs(value)
-    if magnitude >= 1000:
-        text = f"{value:,.0f}"
-    elif magnitude >= 100:
-        text = f"{value:.1f}"
-    elif magnitude >= 1:
-        text = f"{value:.3f}"
-    elif magnitude >= 0.001 or magnitude == 0:
-        text = f"{value:.4g}" if magnitude else "0"
-    else:
-        text = f"{value:.3e}"
-    return f"{text}{unit}"
-
-
-def unit_word(per_tag: str) -> str:
-    """``requests`` -> ``request``: the unit of work a per-unit figure is for."""
-    if per_tag.endswith("ies"):
-        return per_tag[:-3] + "y"
-    if per_tag.endswith("s") and not per_tag.endswith("ss"):
-        return per_tag[:-1]
-    return per_tag
-
-
-def metric_words(metric: str, per_tag: str) -> str:
-    return _METRIC_WORDS[metric].format(unit=unit_word(per_tag))
-
-
-def _flag_text(row: RunRow) -> str:
-    parts = []
-    for key, value in row.flags().items():
-        if value is True:
-            parts.append(key)
-        else:
-            parts.append(f"{key.removesuffix('_s')}={fmt(float(value))}s")
-    return " ".join(parts)
-
-
-# -- json ---------------------------------------------------------------------
-
-def _summary_json(s: Summary, suffix: str) -> dict[str, Any]:
-    return {f"mean{suffix}": s.mean, f"stdev{suffix}": s.stdev, "rel_stdev": s.rel_stdev,
-            "ci95_low_j": s.ci95_low, "ci95_high_j": s.ci95_high}
-
-
-def run_json(row: RunRow, report: Report) -> dict[str, Any]:
-    r = row.record
-    res = r.result
-    out: dict[str, Any] = {
-        "run": r.run,
-        "meter": r.meter,
-        "start_ns": r.start_ns,
-        "stop_ns": r.stop_ns,
-        "duration_s": None if res is None else res.duration_s,
-        "energy_j": None if res is None else res.energy_j,
-        "mean_w": None if res is None else res.mean_w,
-        "min_w": None if res is None else res.min_w,
-        "max_w": None if res is None else res.max_w,
-        "samples": None if res is None else res.samples,
-        "tags": dict(r.tags),
-    }
-    if report.baseline is not None:
-        out["net_energy_j"] = row.net_energy_j
-    if row.units is not None:
-        out["energy_per_unit_j"] = row.energy_per_unit_j
-        if report.baseline is not None:
-            out["net_energy_per_unit_j"] = row.net_energy_per_unit_j
-    # Beyond the SPEC keys: what a careful reader needs to trust the figure.
-    out["phase"] = r.phase
-    out["status"] = row.status
-    out["flags"] = row.flags()
-    out["counter_energy_j"] = r.counter_energy_j
-    out["daemon_energy_j"] = r.daemon_energy_j
-    out["group"] = row.group
-    if r.is_open:
-        out["integrated_to_ns"] = r.integrated_to_ns
-    return out
-
-
-def group_json(group: Group) -> dict[str, Any]:
-    s = group.energy
-    out: dict[str, Any] = {
-        "group": group.group,
-        "n": s.n,
-        "mean_energy_j": s.mean,
-        "stdev_energy_j": s.stdev,
-        "rel_stdev": s.rel_stdev,
-        "ci95_low_j": s.ci95_low,
-        "ci95_high_j": s.ci95_high,
-        "meter": group.meter,
-        "runs": [row.record.run for row in group.rows],
-    }
-    for metric, summary in group.figures.items():
-        if metric != "energy_j":
-            out[metric] = _summary_json(summary, "_j")
-    return out
-
-
-def comparison_json(c: Comparison) -> dict[str, Any]:
-    return {"a": c.a.group, "b": c.b.group, "ratio": c.ratio.ratio,
-            "ci95_low": c.ratio.ci95_low, "ci95_high": c.ratio.ci95_high,
-            "p_value": c.p_value, "meter": c.meter, "metric": c.metric}
-
-
-def render_json(report: Report) -> str:
-    doc = {
-        "runs": [run_json(row, report) for row in report.rows],
-        "groups": [group_json(g) for g in report.groups],
-        "comparisons": [comparison_json(c) for c in report.comparisons],
-        "notes": report.notes + scan_notes(report.scan.stats),
-    }
-    # SPEC 10: per-run totals over meters and hosts (wattd.report.totals)
-    doc["totals"] = totals_json(report)
-    doc["total_groups"] = total_groups_json(report)
-    doc["total_comparisons"] = total_comparisons_json(report)
-    return json.dumps(doc, indent=2) + "\n"
-
-
-# -- csv ----------------------------------------------------------------------
-
-CSV_COLUMNS = ("run", "phase", "meter", "start_ns", "stop_ns", "duration_s", "energy_j",
-               "mean_w", "min_w", "max_w", "samples", "counter_energy_j", "net_energy_j",
-               "units", "energy_per_unit_j", "net_energy_per_unit_j", "group", "status",
-               "flags", "tags")
-
-
-def render_csv(report: Report) -> str:
-    """One row per run and meter (groups and comparisons: use json or table)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in report.rows:
-        r = row.record
-        res = r.result
-        writer.writerow([
-            r.run, r.phase or "", r.meter, r.start_ns, "" if r.stop_ns is None else r.stop_ns,
-            _raw(None if res is None else res.duration_s),
-            _raw(None if res is None else res.energy_j),
-            _raw(None if res is None else res.mean_w),
-            _raw(None if res is None else res.min_w),
-            _raw(None if res is None else res.max_w),
-            "" if res is None else res.samples,
-            _raw(r.counter_energy_j), _raw(row.net_energy_j), _raw(row.units),
-            _raw(row.energy_per_unit_j), _raw(row.net_energy_per_unit_j),
-            row.group or "", row.status, _flag_text(row),
-            " ".join(f"{k}={v}" for k, v in sorted(r.tags.items())),
-        ])
-    return buf.getvalue()
-
-
-def _raw(value: float | None) -> str:
-    return "" if value is None else repr(value)
-
-
 # -- table and markdown -----------------------------------------------------------
 
-def _run_table(report: Report) -> tuple[list[str], list[list[str]]]:
+def run_table(report: Report) -> tuple[list[str], list[list[str]]]:
     unit = unit_word(report.per_tag)
     has_units = any(row.units is not None for row in report.rows)
     has_net = report.baseline is not None
@@ -223,6 +66,41 @@ def _run_table(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+_LOAD_HEADS = {"requests": "requests", "failed": "failed", "rps": "req/s",
+               "time_per_request_ms": "ms/request", "latency_ms_p50": "p50_ms",
+               "latency_ms_p95": "p95_ms", "latency_ms_p99": "p99_ms", "cpu_s": "cpu_s",
+               "cpu_pct_mean": "cpu_%", "rss_bytes_max": "rss_MiB"}
+
+
+def has_load_or_cpu(report: Report) -> bool:
+    return any(row.load is not None or row.cpu is not None for row in report.rows)
+
+
+def load_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Per run: the load generator's results and the probed server's CPU (SPEC 9.4)."""
+    unit = unit_word(report.per_tag)
+    header = ["run", "meter", *(_LOAD_HEADS[k] for k in LOAD_KEYS),
+              *(_LOAD_HEADS.get(k, f"cpu_ms/{unit}") for k in CPU_KEYS)]
+    body = []
+    for row in report.rows:
+        if row.record.phase is not None:
+            continue
+        cells = [row.label, row.record.meter]
+        for key in LOAD_KEYS:
+            value = load_value(row, key)
+            counted = key in ("requests", "failed") and value is not None and value.is_integer()
+            cells.append(f"{value:,.0f}" if counted and value is not None else fmt(value))
+        for key in CPU_KEYS:
+            value = cpu_value(row, key)
+            if value is not None and key == "rss_bytes_max":
+                value /= 1 << 20
+            elif value is not None and key == "cpu_s_per_unit":
+                value *= 1000
+            cells.append(fmt(value))
+        body.append(cells)
+    return header, body
+
+
 def _figure(s: Summary) -> list[str]:
     half = None if s.ci95_high is None else s.ci95_high - s.mean
     return [fmt(s.mean), fmt(s.stdev),
@@ -234,7 +112,7 @@ def _best_metric(group: Group) -> str:
     return next(m for m in METRICS if group.has(m))
 
 
-def _group_table(report: Report) -> tuple[list[str], list[list[str]]]:
+def group_table(report: Report) -> tuple[list[str], list[list[str]]]:
     """Energy (the SPEC figures) and, when it differs, the figure comparisons use."""
     unit = unit_word(report.per_tag)
     short = {"energy_j": "J", "energy_per_unit_j": f"J/{unit}", "net_energy_j": "net_J",
@@ -244,6 +122,10 @@ def _group_table(report: Report) -> tuple[list[str], list[list[str]]]:
     header = ["group", "meter", "n", "mean_J", "stdev_J", "rel_stdev", "ci95_J"]
     for m in extra:
         header += [f"mean {short[m]}", "rel", "ci95"]
+    load = [m for m in LOAD_METRICS if any(g.has(m) for g in report.groups)]
+    load_heads = {"time_per_request_ms": "ms/request", "cpu_per_unit_s": f"cpu_s/{unit}"}
+    for m in load:
+        header += [f"mean {load_heads[m]}", "rel", "ci95"]
     body = []
     for g in report.groups:
         cells = [g.group, g.meter, str(g.energy.n), *_figure(g.energy)]
@@ -253,55 +135,25 @@ def _group_table(report: Report) -> tuple[list[str], list[list[str]]]:
                 cells += [mean, rel, half]
             else:
                 cells += ["-"] * 3
+        for m in load:
+            if g.has(m):
+                mean, _, rel, half = _figure(g.figures[m])
+                cells += [mean, rel, half]
+            else:
+                cells += ["-"] * 3
         body.append(cells)
     return header, body
 
 
-def _comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
+def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
     header = ["a", "b", "meter", "compared", "ratio a/b", "ci95 (Fieller)", "p (Welch)"]
     body = []
     for c in report.comparisons:
         ci = ("unbounded" if c.ratio.ci95_low is None or c.ratio.ci95_high is None
               else f"{fmt(c.ratio.ci95_low)} - {fmt(c.ratio.ci95_high)}")
         body.append([c.a.group, c.b.group, c.meter, metric_words(c.metric, report.per_tag),
-                     fmt(c.ratio.ratio), ci, _p_text(c.p_value)])
+                     fmt(c.ratio.ratio), ci, p_text(c.p_value)])
     return header, body
-
-
-def _p_text(p: float | None) -> str:
-    if p is None:
-        return "-"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-
-
-def summary_line(c: Comparison, per_tag: str) -> str:
-    """The plain-English answer: which one needs less energy, and how sure we are."""
-    unit = unit_word(per_tag)
-    per = f" per {unit}" if "per_unit" in c.metric else ""
-    net = "net " if c.metric.startswith("net") else ""
-    lo_group, hi_group = (c.a, c.b) if c.ratio.ratio <= 1 else (c.b, c.a)
-    lo = lo_group.figures[c.metric]
-    hi = hi_group.figures[c.metric]
-    factor = hi.mean / lo.mean if lo.mean else float("inf")
-
-    def pm(s: Summary) -> str:
-        if s.ci95_high is None:
-            return f" (n={s.n}, no interval)"
-        return f" (+/- {fmt(s.ci95_high - s.mean)} at 95 %)"
-
-    if c.ratio.ci95_low is not None and c.ratio.ci95_high is not None:
-        if c.ratio.ratio <= 1:
-            k_lo, k_hi = 1 / c.ratio.ci95_high, 1 / c.ratio.ci95_low
-        else:
-            k_lo, k_hi = c.ratio.ci95_low, c.ratio.ci95_high
-        interval = f", 95 % CI {fmt(k_lo)} to {fmt(k_hi)}"
-    else:
-        interval = ""
-    p = "" if c.p_value is None else f", Welch p = {_p_text(c.p_value)}"
-    meter = f" [meter {c.meter}]"
-    return (f"{lo_group.group} used {fmt(lo.mean)} {net}J{per}{pm(lo)}, "
-            f"{hi_group.group} {fmt(hi.mean)} {net}J{pm(hi)}: {lo_group.group} needs "
-            f"{fmt(factor)} x less {net}energy{interval}{p}{meter}")
 
 
 def _numeric(cell: str) -> bool:
@@ -334,22 +186,6 @@ def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]
     return lines
 
 
-def scan_notes(s: ScanStats) -> list[str]:
-    """What the journal scan skipped or could not read, for people."""
-    notes = []
-    if s.torn_lines:
-        notes.append(f"{s.torn_lines} torn line(s) (no newline at the end of a segment) "
-                     "skipped")
-    if s.bad_lines:
-        notes.append(f"{s.bad_lines} line(s) that are not valid wattd line protocol skipped")
-    if s.unknown:
-        listed = ", ".join(f"{name} ({n})" for name, n in s.unknown.most_common(10))
-        notes.append(f"lines of other measurements ignored: {listed}")
-    notes.extend(f"damaged segment, read up to the damage: {d}" for d in s.damaged_segments)
-    notes.extend(s.notes)
-    return notes
-
-
 def _head(report: Report) -> str:
     s = report.scan.stats
     base = ""
@@ -369,22 +205,27 @@ def render_table(report: Report, *, markdown: bool = False) -> str:
     out.append(title("Runs"))
     if markdown:
         out.append("")
-    out += draw(*_run_table(report))
+    out += draw(*run_table(report))
+    if has_load_or_cpu(report):
+        out.append("")
+        out.append(title("Runs: load results and server CPU"))
+        if markdown:
+            out.append("")
+        out += draw(*load_table(report))
     if report.groups:
         out.append("")
         out.append(title(f"Groups (by {report.grouping}; 95 % CI from Student t)"))
         if markdown:
             out.append("")
-        out += draw(*_group_table(report))
+        out += draw(*group_table(report))
     if report.comparisons:
         out.append("")
         out.append(title("Comparisons"))
         if markdown:
             out.append("")
-        out += draw(*_comparison_table(report))
+        out += draw(*comparison_table(report))
         out.append("")
-        for c in report.comparisons:
-            line = summary_line(c, report.per_tag)
+        for line in conclusions(report):
             out.append(f"**{line}**" if markdown else line)
     # SPEC 10: per-run totals
     if any(t.meters > 1 or t.missing for t in run_totals(report)):
@@ -394,6 +235,7 @@ def render_table(report: Report, *, markdown: bool = False) -> str:
 
 
 def render(report: Report, form: str) -> str:
+    """``table``, ``markdown``, ``json`` or ``csv``."""
     if form == "json":
         return render_json(report)
     if form == "csv":
