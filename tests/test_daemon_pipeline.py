@@ -119,7 +119,8 @@ async def test_stages_in_order_and_drained_oldest_first(journal: Journal) -> Non
     the gate; at shutdown the gate's (older) readings are written before the tagger's."""
     clock = FakeClock()
     stamp = ClockStamp(lambda: False)
-    _, tagger = build_markers(MarkersConfig(), ["m1"], journal, clock)
+    # a fixed hold-back: the learned frame period (1 s here) would lengthen it
+    _, tagger = build_markers(MarkersConfig(holdback_ms=500.0), ["m1"], journal, clock)
     gate = SyncGate(lambda: False, require_sync=True, timeout_s=60, start_boot_ns=clock.boot)
     p = Pipeline(journal, clock, [stamp, tagger, gate])
     await p.start()
