@@ -87,6 +87,12 @@ def rows_markers(r: dict[str, Any]) -> list[Row]:
     return out
 
 
+def rows_mark_startup(r: dict[str, Any]) -> list[Row]:
+    return [Row(f"`wattd mark` start-up, ms (wheel in a fresh venv, {r['runs']} alternated runs)",
+                r["wattd_mark_ms"], r["python_c_pass_ms"], "`python -c pass`, same venv",
+                "ratio <= 2.0", r["ratio"] <= 2.0, r["ratio"])]
+
+
 def rows_stamp(r: dict[str, Any]) -> list[Row]:
     out = []
     for key, label in (("idle", "idle"), ("busy_1", "1 busy CPU"),
@@ -146,6 +152,7 @@ class Bench:
 BENCHES = [
     Bench("decode", [], [], rows_decode),
     Bench("markers", [], [], rows_markers),
+    Bench("mark_startup", [], ["--runs", "15"], rows_mark_startup),
     Bench("stamp", [], ["--frames", "30"], rows_stamp),
     Bench("hardware", [], [], rows_hardware),
     Bench("daemon_cpu", ["--seconds", "60"], ["--seconds", "5"], rows_daemon_cpu),
