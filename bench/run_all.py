@@ -98,6 +98,19 @@ def rows_mark_startup(r: dict[str, Any]) -> list[Row]:
                 "ratio <= 2.0", r["ratio"] <= 2.0, r["ratio"])]
 
 
+def rows_memory(r: dict[str, Any]) -> list[Row]:
+    out = []
+    for kind, label in (("journal", "journal only"), ("v1", "with a v1 sink"),
+                        ("v2", "with a v2 sink")):
+        d = r.get(kind)
+        if d:
+            out.append(Row(f"PSS of wattd's processes, MB ({label}, 1 meter, "
+                           f"{r['seconds']:g} s, delivery: {r['delivery']})", d["pss_mb"],
+                           r["reference_idle_python_pss_mb"], "idle python interpreter",
+                           f"<= {d['target_mb']:g}", d["met"]))
+    return out
+
+
 def rows_stamp(r: dict[str, Any]) -> list[Row]:
     out = []
     for key, label in (("idle", "idle"), ("busy_1", "1 busy CPU"),
@@ -161,6 +174,7 @@ BENCHES = [
     Bench("stamp", [], ["--frames", "30"], rows_stamp),
     Bench("hardware", [], [], rows_hardware),
     Bench("daemon_cpu", ["--seconds", "60"], ["--seconds", "5"], rows_daemon_cpu),
+    Bench("memory", ["--seconds", "60"], ["--seconds", "5", "--only", "journal"], rows_memory),
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
     Bench("drain", [], ["--points", "20000"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),

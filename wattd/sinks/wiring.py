@@ -1,4 +1,6 @@
-"""Plugs one delivery process per configured `influxdb` entry into the daemon."""
+"""Plugs one delivery per configured `influxdb` entry into the daemon: in the
+daemon (`delivery: thread`, the default) or in a process of its own
+(`delivery: process`)."""
 
 from __future__ import annotations
 
@@ -7,24 +9,33 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from wattd.daemon.app import Daemon
+    from wattd.sinks.inprocess import InProcessDelivery
     from wattd.sinks.process import DeliveryProcess
 
 STOP_TIMEOUT_S = 5.0
 
 
 def install_sinks(daemon: Daemon, *,
-                  stop_timeout_s: float = STOP_TIMEOUT_S) -> list[DeliveryProcess]:
-    """Create the deliveries for `daemon.cfg.influxdb`, each in its own process
-    (`wattd.sinks.process`). They start after the journal opened, are woken by
-    every journal append, and stop (delivering what they can within
-    `stop_timeout_s`) after the pipeline was drained into the journal, before it
-    closes. Their status appears under "sinks" in `wattd status`."""
+                  stop_timeout_s: float = STOP_TIMEOUT_S
+                  ) -> list[DeliveryProcess | InProcessDelivery]:
+    """Create the deliveries for `daemon.cfg.influxdb`, each in the daemon
+    (`wattd.sinks.inprocess`) or in its own process (`wattd.sinks.process`). They
+    start after the journal opened, are woken by every journal append, and stop
+    (delivering what they can within `stop_timeout_s`) after the pipeline was
+    drained into the journal, before it closes. Their status appears under "sinks"
+    in `wattd status`."""
     if not daemon.cfg.influxdb:
         return []
-    from wattd.sinks.process import DeliveryProcess  # only when a sink is configured
+    deliveries: list[DeliveryProcess | InProcessDelivery] = []
+    for cfg in daemon.cfg.influxdb:  # imported only when a sink is configured
+        if cfg.delivery == "process":
+            from wattd.sinks.process import DeliveryProcess
 
-    deliveries = [DeliveryProcess(cfg, daemon.journal.dir, daemon.cfg.log)
-                  for cfg in daemon.cfg.influxdb]
+            deliveries.append(DeliveryProcess(cfg, daemon.journal.dir, daemon.cfg.log))
+        else:
+            from wattd.sinks.inprocess import InProcessDelivery
+
+            deliveries.append(InProcessDelivery(cfg, daemon.journal))
 
     async def start() -> None:
         for delivery in deliveries:
