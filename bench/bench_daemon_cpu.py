@@ -8,8 +8,10 @@ chunks (`--feed paced`, as `wattd simulate` does). References, in the same
 run, each on its own identical pty: the Python floor, a bare asyncio
 loop with `add_reader` and `os.read` (what any asyncio reader of those bytes
 costs; target: daemon <= 1.5x it), and `cat PORT > /dev/null` (the least any
-reader can cost); also an idle Python interpreter. Targets: daemon <= 0.5 % of
-one core and <= 1.5x the floor, peak RSS <= 60 MB.
+reader can cost); also an idle Python interpreter, and a skeleton of the
+daemon's least work (the floor's reader with VMIN, the real decoder, a journal
+line per reading appended every 0.3 s, an fsync a second: see SKELETON).
+Targets: daemon <= 0.5 % of one core and <= 1.5x the floor, peak RSS <= 60 MB.
 
     python bench/bench_daemon_cpu.py [--seconds 60] [--feed whole|paced]
 """
@@ -68,6 +70,54 @@ asyncio.run(main())
 """
 
 
+# What the daemon's work needs at least, in the same style: the floor's reader
+# with VMIN = frame size (one wake-up per frame, as the daemon), the real decoder,
+# a Reading and its journal line per frame, the lines appended from the loop every
+# 0.3 s and fsynced once a second in a worker thread (SPEC 4's cadence). No marker
+# engine, hold-back, clock health, status or logging.
+SKELETON = """
+import asyncio, os, sys, termios, time, tty
+from wattd.protocols.registry import get_driver
+from wattd.readings import Reading
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+tty.setraw(fd)
+attrs = termios.tcgetattr(fd)
+attrs[6][termios.VMIN] = get_driver("gb202").frame_bytes
+attrs[6][termios.VTIME] = 0
+termios.tcsetattr(fd, termios.TCSANOW, attrs)
+out = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+decoder = get_driver("gb202").make_decoder()
+lines = []
+last_sync = time.monotonic()
+def readable():
+    try:
+        data = os.read(fd, 4096)
+    except BlockingIOError:
+        return
+    real_ns, boot_ns = time.time_ns(), time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    for m in decoder.feed(data, real_ns):
+        if hasattr(m, "power_w"):
+            lines.append(Reading("pi", m.t_ns, boot_ns, m.power_w, m.voltage_v, m.current_a,
+                                 m.apparent_va, m.power_factor, m.energy_j, m.status, True,
+                                 {}).to_line())
+def cycle():
+    global last_sync
+    loop = asyncio.get_running_loop()
+    if lines:
+        os.write(out, ("\\n".join(lines) + "\\n").encode())
+        lines.clear()
+    if time.monotonic() - last_sync >= 1.0:
+        last_sync = time.monotonic()
+        loop.run_in_executor(None, os.fsync, out)
+    loop.call_later(0.3, cycle)
+async def main():
+    asyncio.get_running_loop().add_reader(fd, readable)
+    asyncio.get_running_loop().call_later(0.3, cycle)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
 # Identical simulated meters (same chip model, same seed) on one pty each.
 FEEDER = """
 import signal, sys, time
@@ -100,13 +150,14 @@ def main() -> None:
         link = tmp / "ttySIM"
         link2 = tmp / "ttySIM2"
         link3 = tmp / "ttySIM3"
+        link4 = tmp / "ttySIM4"
         feeder = subprocess.Popen([sys.executable, "-c", FEEDER,
                                    "1000" if args.feed == "whole" else "4",
-                                   str(link), str(link2), str(link3)])
+                                   str(link), str(link2), str(link3), str(link4)])
         procs = [feeder]
         try:
             for _ in range(100):
-                if link.exists() and link2.exists() and link3.exists():
+                if all(p.exists() for p in (link, link2, link3, link4)):
                     break
                 time.sleep(0.05)
             cfg = tmp / "wattd.yaml"
@@ -117,8 +168,10 @@ def main() -> None:
             cat = subprocess.Popen(["cat", str(link2)], stdout=subprocess.DEVNULL)
             idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(10**6)"])
             floor = subprocess.Popen([sys.executable, "-c", FLOOR, str(link3)])
-            procs += [daemon, cat, idle, floor]
-            measured = (daemon, cat, idle, floor)
+            skeleton = subprocess.Popen([sys.executable, "-c", SKELETON, str(link4),
+                                         str(tmp / "skeleton.lp")])
+            procs += [daemon, cat, idle, floor, skeleton]
+            measured = (daemon, cat, idle, floor, skeleton)
             time.sleep(5.0)  # start-up (imports) is not steady state
             start = {p.pid: cpu_seconds(p.pid) for p in measured}
             t0 = time.monotonic()
@@ -149,6 +202,9 @@ def main() -> None:
         "ratio_vs_asyncio_floor": (round(used[daemon.pid] / used[floor.pid], 2)
                                    if used[floor.pid] > 0 else None),
         "target_ratio_vs_floor": 1.5,
+        "reference_skeleton_cpu_pct_of_core": round(100 * used[skeleton.pid] / wall, 3),
+        "skeleton_ratio_vs_asyncio_floor": (round(used[skeleton.pid] / used[floor.pid], 2)
+                                            if used[floor.pid] > 0 else None),
         "daemon_peak_rss_mb": round(rss, 1),
         "target_cpu_pct": 0.5,
         "target_rss_mb": 60,
