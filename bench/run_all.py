@@ -150,9 +150,10 @@ def rows_drain(r: dict[str, Any]) -> list[Row]:
 def rows_ingest(r: dict[str, Any]) -> list[Row]:
     v = r["delivered_per_s"]
     lost = r["readings_decoded"] - r["stored_in_victoria_tagged"]
-    return [Row(f"end-to-end ingest into VictoriaMetrics, readings/s ({r['meters']} meters)", v,
-                r["fed_per_s"], "rate the meters were fed", ">= 50000, nothing lost",
-                v >= 50_000 and lost == 0)]
+    # 50 000/s is no longer a target (issue 17): reported; nothing lost still is.
+    return [Row(f"end-to-end ingest into VictoriaMetrics, readings/s ({r['meters']} meters, "
+                "delivery: process)", v, r["fed_per_s"], "rate the meters were fed",
+                "nothing lost (rate reported)", lost == 0)]
 
 
 def rows_hardware(r: dict[str, Any]) -> list[Row]:
