@@ -6,13 +6,15 @@ then they are fed, one frame per decoder call, as fast as the event loop takes
 them, through the serial source's dispatch (decode -> Reading, SPEC 7 stamp),
 the daemon's Pipeline with the marker RunEngine as its stage (a run is open, so
 every reading is tagged), the Journal, and the daemon's v2 delivery process
-(wattd.sinks.process, as `wattd run` starts it) into a VictoriaMetrics started
+(wattd.sinks.process, as `wattd run` starts it for `delivery: process`, the
+setting for such rates) into a VictoriaMetrics started
 here. The clock of the readings is in the past (by the span of their stamps and
 a minute), so the engine's hold-back releases them at
 once (what is measured is throughput).
 
-Prints one JSON object: readings/s fed, journaled and delivered (target >= 50 000
-delivered/s) and the count found in VictoriaMetrics afterwards (nothing lost).
+Prints one JSON object: readings/s fed, journaled and delivered (reported, no
+longer a target: a real daemon reads a few meters at ~10 readings/s each) and
+the count found in VictoriaMetrics afterwards (nothing lost: still a target).
 
     .venv/bin/python bench/bench_ingest.py [--meters 4] [--readings 100000]
 """
@@ -129,7 +131,7 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
         "meters": meters, "frames_fed": total, "readings_decoded": readings,
         "readings_journaled": pipeline.readings_written,
         "fed_per_s": round(readings / fed_s), "journaled_per_s": round(readings / journaled_s),
-        "delivered_per_s": round(readings / delivered_s), "target_delivered_per_s": 50_000,
+        "delivered_per_s": round(readings / delivered_s),
         "stored_in_victoria_tagged": stored, "lost": readings - stored,
         "dropped_by_sink": delivery.dropped_points,
         "elapsed_s": round(delivered_s, 2),

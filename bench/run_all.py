@@ -70,6 +70,14 @@ def rows_daemon_cpu(r: dict[str, Any]) -> list[Row]:
         Row("daemon CPU, % of one core (1 meter, real rate)", cpu,
             r["reference_idle_python_cpu_pct_of_core"], "idle python interpreter", "<= 0.5",
             cpu <= 0.5),
+        Row("daemon CPU, % of one core, vs the Python floor", cpu,
+            r["reference_asyncio_floor_cpu_pct_of_core"],
+            "bare asyncio add_reader + os.read on an identical pty", "ratio <= 1.5",
+            r["ratio_vs_asyncio_floor"] is not None and r["ratio_vs_asyncio_floor"] <= 1.5,
+            r["ratio_vs_asyncio_floor"]),
+        Row("daemon CPU, % of one core, vs its least work", cpu,
+            r.get("reference_skeleton_cpu_pct_of_core"),
+            "skeleton: VMIN reader, decoder, journal lines, fsync/s"),
         Row("daemon CPU per reading, us", us, cat_us, "`cat` reading the same pty"),
         Row("daemon peak RSS, MB", r["daemon_peak_rss_mb"], None, "", "<= 60",
             r["daemon_peak_rss_mb"] <= 60),
@@ -84,6 +92,25 @@ def rows_markers(r: dict[str, Any]) -> list[Row]:
     out.append(Row("`wattd mark` wall time, ms", s["wattd_mark_ms"], s["python_c_pass_ms"],
                    "`python -c pass` (same interpreter)", "ratio <= 3",
                    s["ratio_vs_same_python"] <= 3.0, s["ratio_vs_same_python"]))
+    return out
+
+
+def rows_mark_startup(r: dict[str, Any]) -> list[Row]:
+    return [Row(f"`wattd mark` start-up, ms (wheel in a fresh venv, {r['runs']} alternated runs)",
+                r["wattd_mark_ms"], r["python_c_pass_ms"], "`python -c pass`, same venv",
+                "ratio <= 2.0", r["ratio"] <= 2.0, r["ratio"])]
+
+
+def rows_memory(r: dict[str, Any]) -> list[Row]:
+    out = []
+    for kind, label in (("journal", "journal only"), ("v1", "with a v1 sink"),
+                        ("v2", "with a v2 sink")):
+        d = r.get(kind)
+        if d:
+            out.append(Row(f"PSS of wattd's processes, MB ({label}, 1 meter, "
+                           f"{r['seconds']:g} s, delivery: {r['delivery']})", d["pss_mb"],
+                           r["reference_idle_python_pss_mb"], "idle python interpreter",
+                           f"<= {d['target_mb']:g}", d["met"]))
     return out
 
 
@@ -123,9 +150,10 @@ def rows_drain(r: dict[str, Any]) -> list[Row]:
 def rows_ingest(r: dict[str, Any]) -> list[Row]:
     v = r["delivered_per_s"]
     lost = r["readings_decoded"] - r["stored_in_victoria_tagged"]
-    return [Row(f"end-to-end ingest into VictoriaMetrics, readings/s ({r['meters']} meters)", v,
-                r["fed_per_s"], "rate the meters were fed", ">= 50000, nothing lost",
-                v >= 50_000 and lost == 0)]
+    # 50 000/s is no longer a target (issue 17): reported; nothing lost still is.
+    return [Row(f"end-to-end ingest into VictoriaMetrics, readings/s ({r['meters']} meters, "
+                "delivery: process)", v, r["fed_per_s"], "rate the meters were fed",
+                "nothing lost (rate reported)", lost == 0)]
 
 
 def rows_hardware(r: dict[str, Any]) -> list[Row]:
@@ -160,9 +188,11 @@ class Bench:
 BENCHES = [
     Bench("decode", [], [], rows_decode),
     Bench("markers", [], [], rows_markers),
+    Bench("mark_startup", [], ["--runs", "15"], rows_mark_startup),
     Bench("stamp", [], ["--frames", "30"], rows_stamp),
     Bench("hardware", [], [], rows_hardware),
     Bench("daemon_cpu", ["--seconds", "60"], ["--seconds", "5"], rows_daemon_cpu),
+    Bench("memory", ["--seconds", "60"], ["--seconds", "5", "--only", "journal"], rows_memory),
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
     Bench("drain", [], ["--points", "20000"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),

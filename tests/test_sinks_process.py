@@ -1,5 +1,6 @@
-"""Each sink delivers from its own process (wattd.sinks.process / wattd.sinks.child):
-a real `wattd run`, a real VictoriaMetrics, real signals to real pids."""
+"""A sink configured with `delivery: process` delivers from its own process
+(wattd.sinks.process / wattd.sinks.child): a real `wattd run`, a real
+VictoriaMetrics, real signals to real pids."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _sink(rig: DaemonRig) -> dict[str, Any]:
 
 def _rig(tmp: Path, vm: VictoriaMetrics) -> DaemonRig:
     return DaemonRig(tmp, [{"name": "p", "driver": "simulated", "power_w": 70.0}],
-                     simulate=True, influxdb=_v2(vm, 20))
+                     simulate=True, influxdb=[{**_v2(vm, 20)[0], "delivery": "process"}])
 
 
 def test_delivery_runs_in_its_own_process_restarted_when_killed(

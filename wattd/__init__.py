@@ -6,7 +6,9 @@ so nothing heavy is imported here; the marker API is loaded on first use.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

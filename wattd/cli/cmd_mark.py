@@ -1,29 +1,60 @@
 """wattd mark: send a benchmark marker and print the daemon's reply.
 
-Runs inside benchmark loops, so only the light client is imported.
+Runs inside benchmark loops, so only the light client is imported, and a plain
+command line is parsed by :mod:`wattd.cli.fastargs` (argparse only for help and
+errors). ``-c FILE`` is read only when given (SPEC 9.1).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from wattd.errors import MarkerInputError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from wattd.cli.fastargs import Options
+
 VERBS = ("start", "stop", "abort", "event")
+# Keep in step with the client's defaults (tests/test_cli_fastargs.py checks them).
+DEFAULT_TIMEOUT_S = 8.0
+DEFAULT_RETRIES = 5
+TARGET_FLAGS = {"--to": ("to", "str"), "--secret-file": ("secret_file", "str"),
+                "-c": ("config", "str"), "--config": ("config", "str"),
+                "--timeout": ("timeout", "float"), "--retries": ("retries", "int")}
+TARGET_DEFAULTS: dict[str, object] = {"to": None, "secret_file": None, "config": None,
+                                      "timeout": DEFAULT_TIMEOUT_S, "retries": DEFAULT_RETRIES}
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
-    from wattd.markers.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
-
     parser.add_argument("--to", metavar="HOST[:PORT]",
-                        help="daemon address (default: $WATTD_MARKER, then 127.0.0.1:9288)")
-    parser.add_argument("--secret-file", metavar="F", help="shared secret for HMAC signing")
+                        help="daemon address (default: the config's marker address with -c, "
+                             "else $WATTD_MARKER, else 127.0.0.1:9288)")
+    parser.add_argument("--secret-file", metavar="F",
+                        help="shared secret for HMAC signing (default: markers.secret_file "
+                             "of the config with -c)")
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help="take the marker address and secret from this daemon config "
+                             "(read only when given)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g}; "
                              "a stop waits for the reading after the stop time)")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                         help=f"retransmissions with the same id (default {DEFAULT_RETRIES})")
+
+
+def parse_fast(argv: Sequence[str]) -> Options | None:
+    from wattd.cli import fastargs
+
+    return fastargs.parse(
+        argv, positionals=(("verb", VERBS), ("name", None)),
+        flags={"--phase": ("phase", "str"), "--tag": ("tag", "append"),
+               "--meter": ("meter", "str"), **TARGET_FLAGS},
+        defaults={"phase": None, "tag": [], "meter": None, "expect": None, "interface": None,
+                  "allow": [], **TARGET_DEFAULTS})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +85,25 @@ def load_secret(path: str | None) -> bytes | None:
         raise UsageError(f"--secret-file: {exc}") from None
 
 
-def execute(args: argparse.Namespace) -> int:
+def resolve_target(args: argparse.Namespace | Options) -> tuple[str | None, bytes | None]:
+    """(address, secret) per SPEC 9.1: ``--to`` / ``--secret-file``, then ``-c FILE``
+    (its first ``listen``, or the multicast group, and ``markers.secret_file``),
+    then ``$WATTD_MARKER`` (the client's default), then 127.0.0.1:9288. The config
+    is read only when ``-c`` is given, and only what is still missing is taken."""
+    to: str | None = args.to
+    secret = load_secret(args.secret_file)
+    if args.config and (to is None or secret is None):
+        from wattd.cli.marker_config import marker_target
+
+        cfg_to, cfg_secret = marker_target(args.config)
+        if to is None:
+            to = cfg_to
+        if args.secret_file is None:
+            secret = cfg_secret
+    return to, secret
+
+
+def execute(args: argparse.Namespace | Options) -> int:
     from wattd.markers.client import NoReplyError, send_marker
 
     tags: dict[str, object] = {}
@@ -65,13 +114,13 @@ def execute(args: argparse.Namespace) -> int:
         tags[key] = value
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be > 0 and --retries >= 0")
-    secret = load_secret(args.secret_file)
-    if _fanout(args):  # several daemons answer one message (wattd.markers.fanout)
+    to, secret = resolve_target(args)
+    if _fanout(args, to):  # several daemons answer one message (wattd.markers.fanout)
         from wattd.markers import fanout
 
-        return fanout.execute(args, tags, secret)
+        return fanout.execute(args, tags, secret, to=to)
     try:
-        reply = send_marker(args.verb, args.name, to=args.to, secret=secret,
+        reply = send_marker(args.verb, args.name, to=to, secret=secret,
                             timeout_s=args.timeout, retries=args.retries, tags=tags,
                             phase=args.phase, meter=args.meter)
     except MarkerInputError as exc:
@@ -84,13 +133,13 @@ def execute(args: argparse.Namespace) -> int:
     return print_reply(reply)
 
 
-def _fanout(args: argparse.Namespace) -> bool:
+def _fanout(args: argparse.Namespace | Options, to: str | None) -> bool:
     if args.expect is not None or args.interface or args.allow:
         return True
     from wattd.markers.client import parse_target
 
     try:
-        host = parse_target(args.to)[0]
+        host = parse_target(to)[0]
     except ValueError:
         return False  # the unicast path reports the bad --to
     # 224.0.0.0/4 or ff00::/8, without importing ipaddress on the mark path.

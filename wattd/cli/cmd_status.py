@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from wattd.cli.cmd_mark import add_target_options, load_secret
+from wattd.cli.cmd_mark import TARGET_DEFAULTS, TARGET_FLAGS, add_target_options, resolve_target
 from wattd.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from wattd.cli.fastargs import Options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,14 +20,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
 
 
-def execute(args: argparse.Namespace) -> int:
+def parse_fast(argv: Sequence[str]) -> Options | None:
+    from wattd.cli import fastargs
+
+    return fastargs.parse(argv, positionals=(), flags={"--json": ("json", "flag"), **TARGET_FLAGS},
+                          defaults={"json": False, **TARGET_DEFAULTS})
+
+
+def execute(args: argparse.Namespace | Options) -> int:
     import json
 
     from wattd.markers.client import NoReplyError, send_marker
 
-    secret = load_secret(args.secret_file)
+    to, secret = resolve_target(args)
     try:
-        reply = send_marker("status", to=args.to, secret=secret, timeout_s=args.timeout,
+        reply = send_marker("status", to=to, secret=secret, timeout_s=args.timeout,
                             retries=args.retries)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -2,18 +2,23 @@
 
 Sub-commands live in their own modules and are imported only when chosen,
 so ``wattd mark`` (run inside benchmark loops) starts without importing the
-daemon, structlog, yaml or influxdb-client.
+daemon, structlog, yaml or influxdb-client; this module itself imports only
+``sys``, and argparse only when a command line needs it.
 
-Each command module provides ``configure(parser)`` and ``execute(args) -> int``.
+Each command module provides ``configure(parser)`` and ``execute(args) -> int``;
+a command on the fast path also ``parse_fast(argv)`` (see wattd.cli.fastargs),
+which parses a plain command line without argparse or returns None.
 Exit status: 0 success, 1 operation failed, 2 usage or config error.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # name -> (module, one-line help). Keep sorted by how often users type them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,6 +43,8 @@ EXIT_USAGE = 2
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from wattd import __version__
 
     parser = argparse.ArgumentParser(
@@ -63,10 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wattd: unknown command {name!r} (try 'wattd --help')", file=sys.stderr)
         return EXIT_USAGE
     module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"wattd {name}", description=help_text)
-    module.configure(parser)
-    ns = parser.parse_args(args[1:])
+    __import__(module_name)
+    module = sys.modules[module_name]
+    parse_fast = getattr(module, "parse_fast", None)
+    ns = parse_fast(args[1:]) if parse_fast is not None else None
+    if ns is None:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog=f"wattd {name}", description=help_text)
+        module.configure(parser)
+        ns = parser.parse_args(args[1:])
     try:
         return int(module.execute(ns))
     except KeyboardInterrupt:

@@ -141,6 +141,8 @@ class InfluxConfig:
     flush_interval_s: float = 1.0
     gzip: bool = True
     timeout_s: float = 10.0
+    # "thread": delivered inside the daemon (modest rates); "process": its own process
+    delivery: Literal["thread", "process"] = "thread"
 
     def token(self) -> str | None:
         """v2 token: `token_file`, else $WATTD_INFLUX_TOKEN."""

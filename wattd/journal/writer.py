@@ -27,6 +27,7 @@ import aiofiles.os
 from wattd.config import JournalConfig
 from wattd.errors import ConfigError
 from wattd.journal.cursor import CursorStore
+from wattd.journal.files import mtime_or, write_all
 from wattd.journal.segments import (
     Position,
     SegmentInfo,
@@ -39,6 +40,13 @@ from wattd.logsetup import get_logger
 log = get_logger("wattd.journal")
 
 FsyncFn = Callable[[int], None]
+# Appends up to this size are written from the event loop: copying a few KiB into
+# the page cache takes microseconds, less than the worker-thread hop it replaces
+# (a futex wake-up, the worker's write to the loop's self-pipe and one more loop
+# wake-up), which was most of the daemon's CPU beyond reading its meters at their
+# real rate. Bigger writes (a burst after a hold) and every fsync still run in
+# the worker thread, so a slow disk stalls the worker, not the stamping.
+INLINE_WRITE_BYTES = 64 * 1024
 
 
 def _gzip_to_tmp(src: Path) -> Path:
@@ -79,6 +87,7 @@ class Journal:
         self._sync_wanted = asyncio.Event()
         self._fsync_task: asyncio.Task[None] | None = None
         self._write_in_worker = aiofiles.os.wrap(self._write_blocking)
+        self._fsync_in_worker = aiofiles.os.wrap(self._fsync_blocking)
         self._bg: set[asyncio.Task[None]] = set()
         # Never let one segment take more than a quarter of the bound.
         self._segment_bytes = max(4096, min(cfg.segment_bytes, cfg.max_bytes // 4))
@@ -196,24 +205,30 @@ class Journal:
         """In the worker thread: write all of ``data`` (unbuffered), then fsync if
         ``sync``. A write error raises; an fsync error is returned (the data is
         written, not yet durable)."""
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if sync:
-            try:
-                self._fsync(fd)
-            except OSError as exc:
-                return exc
+        write_all(fd, data)
+        return self._fsync_blocking(fd) if sync else None
+
+    def _fsync_blocking(self, fd: int) -> OSError | None:
+        try:
+            self._fsync(fd)
+        except OSError as exc:
+            return exc
         return None
 
     async def _write(self, data: bytes, lines: int, *, sync: bool = False,
                      durable: bool = False) -> None:
-        """Write ``data`` in one worker-thread hop (aiofiles runs it), with the fsync
-        in the same hop when ``sync``. A failed fsync leaves the data dirty for the
-        fallback timer; for ``durable`` points it raises."""
+        """Write ``data`` (from the loop when small, see INLINE_WRITE_BYTES, else in
+        one worker-thread hop that aiofiles runs), with the fsync in a worker hop
+        when ``sync``. A failed fsync leaves the data dirty for the fallback timer;
+        for ``durable`` points it raises."""
         assert self._file is not None
+        fd = self._file.fileno()
         try:
-            fsync_error = await self._write_in_worker(self._file.fileno(), data, sync)
+            if len(data) <= INLINE_WRITE_BYTES:
+                write_all(fd, data)
+                fsync_error = await self._fsync_in_worker(fd) if sync else None
+            else:
+                fsync_error = await self._write_in_worker(fd, data, sync)
         except OSError as exc:
             self.write_errors += 1
             log.error("journal_write_failed", error=str(exc), lines=lines)
@@ -341,7 +356,7 @@ class Journal:
         now = time.time()
         for info in segments:
             too_big = total > budget
-            too_old = bool(max_age_s) and now - _mtime(info.path, now) > max_age_s
+            too_old = bool(max_age_s) and now - mtime_or(info.path, now) > max_age_s
             if not (too_big or too_old):
                 break
             undelivered = has_sinks and (oldest_cursor is None
@@ -386,10 +401,3 @@ class Journal:
 
     # The daemon runs the journal as a component (wattd.daemon.component).
     start, stop, status = open, close, stats
-
-
-def _mtime(path: Path, default: float) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return default

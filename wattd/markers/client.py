@@ -1,23 +1,27 @@
 """Marker client: send one message over UDP and wait for its reply.
 
-Import-light on purpose (it runs inside benchmark loops): socket, os, time,
-the light wire module, the backoff and the address parser only. Retransmissions resend the identical
+Import-light on purpose (it runs inside benchmark loops): os, time, the C
+``_socket`` module, the light wire module, the backoff and the address parser
+only (the ``socket`` module
+wraps ``_socket`` in enum and selectors imports: milliseconds of every
+``wattd mark``; a host is passed to getaddrinfo as bytes when it is ASCII, which
+spares the idna codec). Retransmissions resend the identical
 datagram (same ``id``, same ``ts``, same mac), so the daemon treats them as
 one message and answers each with the same reply.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import time
-from typing import TYPE_CHECKING
 
 from wattd.backoff import Backoff
 from wattd.errors import MarkerInputError, WattdError
 from wattd.markers import wire
 from wattd.netaddr import split_host_port
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -60,7 +64,8 @@ class MarkerClient:
     def __init__(self, to: str | None = None, *, secret: bytes | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES) -> None:
         host, port = parse_target(to)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        infos = _socket.getaddrinfo(host.encode() if host.isascii() else host, port,
+                                    type=_socket.SOCK_DGRAM)
         if not infos:
             raise NoReplyError(f"cannot resolve {host!r}")
         family, kind, proto, _, sockaddr = infos[0]
@@ -69,7 +74,7 @@ class MarkerClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self._refused = False  # an ICMP port-unreachable was seen
-        self._sock = socket.socket(family, kind, proto)
+        self._sock = _socket.socket(family, kind, proto)
         self._sock.connect(sockaddr)  # only the daemon's replies reach us
 
     def close(self) -> None:

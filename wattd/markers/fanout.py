@@ -181,10 +181,11 @@ def stop_total(result: FanoutResult) -> str:
     return f"total energy_j={energy:.9g} meters={meters} daemons={len(result.ok)}"
 
 
-def execute(args: Any, tags: dict[str, object], secret: bytes | None) -> int:
+def execute(args: Any, tags: dict[str, object], secret: bytes | None, *,
+            to: str | None = None) -> int:
     """``wattd mark ... --to GROUP:PORT``: print every reply, prefixed by its sender."""
     try:
-        host, port = parse_target(args.to)
+        host, port = parse_target(args.to if to is None else to)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     expect = Expectation.parse(args.expect)

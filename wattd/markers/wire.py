@@ -10,13 +10,13 @@ parser with its dataclass lives in :mod:`wattd.markers.protocol`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from wattd.errors import MarkerInputError
 from wattd.secretfile import read_secret as read_secret  # noqa: PLC0414 - the server's re-export
 
+TYPE_CHECKING = False  # not typing's: importing typing costs the mark path milliseconds
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any
 
 DEFAULT_PORT = 9288
 MAX_DATAGRAM_BYTES = 1024

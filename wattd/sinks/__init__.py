@@ -1,7 +1,7 @@
-"""Database sinks (InfluxDB v1 /write, v2 via influxdb-client) and their delivery loops.
+"""Database sinks (InfluxDB v1 /write, v2 /api/v2/write) and their delivery loops.
 
-Nothing heavy is imported here: the v2 sink (and influxdb-client with it) is
-imported only when a v2 sink is configured.
+Nothing heavy is imported here: a sink's module (and http.client with it) is
+imported only when such a sink is configured.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def make_sink(cfg: InfluxConfig) -> Sink:
         from wattd.sinks.v1 import InfluxV1Sink  # lazy by design
 
         return InfluxV1Sink(cfg)
-    from wattd.sinks.v2 import InfluxV2Sink  # imports influxdb-client: only for v2
+    from wattd.sinks.v2 import InfluxV2Sink
 
     return InfluxV2Sink(cfg)
 

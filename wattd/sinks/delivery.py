@@ -116,6 +116,10 @@ class Delivery:
                                                             name=f"delivery-{self.name}")
         return self._task
 
+    def attach(self, task: asyncio.Task[None] | None) -> None:
+        """Adopt a task running `run()` that someone else created (the daemon)."""
+        self._task = task or self._task
+
     async def run(self) -> None:
         """Deliver until `stop()`. An unexpected error (a bug, an unreadable journal
         file) is logged and the loop restarts from the cursor: never a crash."""

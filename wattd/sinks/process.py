@@ -1,11 +1,13 @@
 """The daemon's side of a delivery process (``wattd.sinks.child``).
 
-Each ``influxdb`` entry is delivered by its own process, so HTTP, TLS and gzip
-never take the daemon's interpreter lock: the event loop that stamps readings
-keeps its core, and a fast database gets the other one. The process shares only
-the journal files and the sink's cursor file with the daemon; the daemon wakes
-it through a pipe after each journal append, reads its status lines, restarts
-it (after a pause, capped) if it dies, and stops it in order at shutdown.
+An ``influxdb`` entry with ``delivery: process`` (for high ingest rates; the
+default delivers in the daemon, ``wattd.sinks.inprocess``) is delivered by its own
+process, so HTTP, TLS and gzip never take the daemon's interpreter lock: the event
+loop that stamps readings keeps its core, and a fast database gets the other
+one. The process shares only the journal files and the sink's cursor file with
+the daemon; the daemon wakes it through a pipe after each journal append, reads
+its status lines, restarts it (after a pause, capped) if it dies, and stops it in
+order at shutdown.
 """
 
 from __future__ import annotations

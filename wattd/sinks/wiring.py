@@ -1,4 +1,6 @@
-"""The database deliveries as one daemon component: a process per `influxdb` entry."""
+"""The database deliveries as one daemon component: one delivery per configured
+`influxdb` entry, in the daemon (`delivery: thread`, the default) or in a process
+of its own (`delivery: process`)."""
 
 from __future__ import annotations
 
@@ -10,22 +12,32 @@ from wattd.config import InfluxConfig, LogConfig
 
 if TYPE_CHECKING:
     from wattd.journal.writer import Journal
+    from wattd.sinks.inprocess import InProcessDelivery
+    from wattd.sinks.process import DeliveryProcess
 
 STOP_TIMEOUT_S = 5.0
 
 
 class Sinks:
-    """One delivery process per configured sink (`wattd.sinks.process`), reading the
-    journal. They are woken by every journal append and, on stop, deliver what they
-    can within `stop_timeout_s` (all sinks together: they stop in parallel)."""
+    """One delivery per configured sink, reading the journal: in the daemon
+    (`wattd.sinks.inprocess`) or in its own process (`wattd.sinks.process`). They
+    are woken by every journal append and, on stop, deliver what they can within
+    `stop_timeout_s` (all sinks together: they stop in parallel)."""
 
     def __init__(self, cfgs: Sequence[InfluxConfig], journal: Journal, log_cfg: LogConfig, *,
                  spawn: Callable[[str, Coroutine[object, object, None]], asyncio.Task[None]],
                  stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
-        from wattd.sinks.process import DeliveryProcess  # only when a sink is configured
-
         self.journal = journal
-        self.deliveries = [DeliveryProcess(cfg, journal.dir, log_cfg) for cfg in cfgs]
+        self.deliveries: list[DeliveryProcess | InProcessDelivery] = []
+        for cfg in cfgs:  # imported only when a sink is configured
+            if cfg.delivery == "process":
+                from wattd.sinks.process import DeliveryProcess
+
+                self.deliveries.append(DeliveryProcess(cfg, journal.dir, log_cfg))
+            else:
+                from wattd.sinks.inprocess import InProcessDelivery
+
+                self.deliveries.append(InProcessDelivery(cfg, journal))
         self.stop_timeout_s = stop_timeout_s
         self._spawn = spawn
         self._tasks: list[asyncio.Task[None]] = []

@@ -28,6 +28,7 @@ from wattd.protocols.plausible import RangesLike
 from wattd.protocols.registry import DriverSpec, get_driver
 from wattd.readings import Reading
 from wattd.sources.reconnect import Reconnector
+from wattd.sources.serial_open import open_serial
 
 READ_BYTES = 4096
 ERROR_LOG_INTERVAL_S = 10.0  # identical decode-error log lines: at most one per interval
@@ -93,8 +94,8 @@ class SerialSource:
             try:
                 port = self._open()
             except (serial.SerialException, OSError, ValueError, termios.error) as exc:
-                # termios.error: a tty that refuses the line settings (seen when a
-                # pseudo-terminal is reopened) is a port that cannot be opened, not a crash
+                # termios.error: a real UART that refuses the line settings is a port
+                # that cannot be opened, not a crash (a pty gets what it accepts)
                 rc.failed(str(exc))
                 if not await rc.wait():
                     break
@@ -131,10 +132,10 @@ class SerialSource:
             self._gone.set_result("stopped")
 
     def _open(self) -> serial.Serial:
-        s = self.settings
-        port = serial.Serial(self.port, baudrate=s.baudrate, bytesize=s.bytesize,
-                             parity=s.parity, stopbits=s.stopbits, timeout=0,
-                             exclusive=True)
+        port, refused = open_serial(self.port, self.settings)
+        if refused:  # a pty (socat, ser2net, simulator): it has no wire to keep them on
+            self._log.warning("pseudo-terminal refused line settings; opened without them",
+                              meter=self.name, port=self.port, refused=refused)
         try:
             port.set_low_latency_mode(True)
         except (OSError, ValueError, AttributeError, NotImplementedError) as exc:
