@@ -25,7 +25,8 @@ from typing import Any
 from wattd.energy import NS, EnergyResult
 from wattd.errors import MarkerInputError
 from wattd.lineprotocol import FieldValue, format_line
-from wattd.markers import wire
+from wattd.markers import results as run_results
+from wattd.markers import samples, wire
 from wattd.markers.intervals import Interval
 from wattd.markers.protocol import MarkerMessage
 from wattd.readings import Reading
@@ -46,6 +47,7 @@ class EngineSettings:
     stop_wait_ns: int = 5 * NS
     max_run_ns: int = 86_400 * NS
     history_ns: int = 2 * NS  # readings kept (beyond the skew limit) to bracket a start
+    result_window_ns: int = 600 * NS  # a `result` may follow its run's stop this long
 
     @classmethod
     def from_config(cls, cfg: Any) -> EngineSettings:
@@ -53,7 +55,8 @@ class EngineSettings:
         holdback = getattr(cfg, "holdback_ms", None)
         return cls(skew_limit_ns=int(cfg.skew_limit_ms * 1e6),
                    holdback_ns=None if holdback is None else int(holdback * 1e6),
-                   stop_wait_ns=int(cfg.stop_wait_s * NS), max_run_ns=int(cfg.max_run_s * NS))
+                   stop_wait_ns=int(cfg.stop_wait_s * NS), max_run_ns=int(cfg.max_run_s * NS),
+                   result_window_ns=int(getattr(cfg, "result_window_s", 600.0) * NS))
 
 
 DEFAULT_PERIOD_NS = 110_000_000
@@ -124,6 +127,7 @@ class RunEngine:
         self._pending: list[_PendingReply] = []
         self._orphans: list[tuple[Interval, int]] = []  # closing intervals with no reply
         self._completions: list[Completion] = []
+        self.recent = run_results.RecentRuns(self.settings.result_window_ns)
         self.counters: dict[str, int] = {"accepted": 0, "refused": 0, "runs_closed": 0,
                                          "runs_aborted": 0, "auto_aborted": 0, "skew_warned": 0,
                                          "stops_extrapolated": 0}
@@ -247,6 +251,8 @@ class RunEngine:
         verb = msg.verb
         if verb == "ping":
             return Outcome([], wire.format_ok("ping", None, [("t_ns", recv_rt)], msg.msg_id))
+        if verb in wire.FIELD_VERBS:
+            return self._handle_fields(msg, source, recv_rt, recv_boot)
         assert msg.name is not None
         name = msg.name
         t_rt, skew_ms = self.boundary(msg, recv_rt)
@@ -290,6 +296,7 @@ class RunEngine:
                 else:
                     self._orphans.append((phase_interval, recv_boot))
             closing.append(self._close(meter, run_interval, t, t_boot, msg.tags))
+            self._closed_run(run_interval, recv_boot)
             meter.run = None
             self._set_span(meter, t, None)
         if aborted:
@@ -537,6 +544,35 @@ class RunEngine:
             fields["skew_ms"] = float(skew_ms)
         return format_line(MARKER_MEASUREMENT, tags, fields, t_rt)
 
+    # ---------------------------------------------------------------- result, sample
+
+    def _handle_fields(self, msg: MarkerMessage, source: str, recv_rt: int,
+                       recv_boot: int) -> Outcome:
+        """``result`` (wattd.markers.results) and ``sample`` (wattd.markers.samples)."""
+        assert msg.name is not None
+        if msg.verb == "sample":
+            samples.require_ts(msg)
+            t_rt, _ = self.boundary(msg, recv_rt)
+            spans = [m.spans for m in self._targets(msg)]
+            line = samples.sample_line(msg, t_rt, samples.run_tags_at(t_rt, spans))
+            return Outcome([line], b"")  # b"": handled, nothing to send
+        meters = [m for m in self._targets(msg) if m.run is not None and m.run.run == msg.name]
+        if meters and meters[0].run is not None:
+            run = meters[0].run
+            ref = run_results.RunRef(run.run, run.start_rt_ns, dict(run.tags))
+        else:
+            found = self.recent.find(msg.name, recv_boot)
+            if found is None:
+                raise MarkerInputError("unknown", f"run {msg.name!r} is neither open nor closed "
+                                       "within markers.result_window_s")
+            ref = found
+        return Outcome(run_results.result_lines(msg, source, ref),
+                       wire.format_ok("result", msg.name, [], msg.msg_id))
+
+    def _closed_run(self, run: Interval, closed_boot_ns: int) -> None:
+        self.recent.closed(run_results.RunRef(run.run, run.start_rt_ns, dict(run.tags)),
+                           closed_boot_ns)
+
     # ---------------------------------------------------------------- time passes
 
     def poll(self, now_rt_ns: int, now_boot_ns: int) -> None:
@@ -560,6 +596,7 @@ class RunEngine:
                                                              {})))
                 meter.phase = None
             lines.append(self._write_aborted(self._close(meter, run, t_rt, t_boot, {})))
+            self._closed_run(run, now_boot_ns)
             meter.run = None
             meter.last_boundary_boot = max(meter.last_boundary_boot, t_boot)
             self._set_span(meter, t_rt, None)

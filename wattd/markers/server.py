@@ -400,8 +400,12 @@ class MarkerService:
             msg = parse_message(data)
             self._authenticate(msg, recv_rt)
         except MarkerInputError as exc:
-            self._refuse(exc, source, addr, transport, now_boot, None)
+            # a sample is fire-and-forget (SPEC 9.3): refused and counted, never answered
+            silent = data.startswith(b"sample ")
+            self._refuse(exc, source, addr, None if silent else transport, now_boot, None)
             return
+        if msg.verb in wire.SILENT_VERBS:
+            transport = None  # fire-and-forget: journaled (or counted), never answered
         key = (source, msg.msg_id) if msg.msg_id is not None else None
         if key is not None:
             seen = self.dedup.get(key)
@@ -479,7 +483,7 @@ class MarkerService:
 
     def _send(self, transport: ReplyPort | None, reply: bytes,
               addr: Any) -> None:
-        if transport is None or transport.is_closing():
+        if transport is None or not reply or transport.is_closing():
             return
         try:
             transport.sendto(reply, addr)
