@@ -10,7 +10,7 @@ import sys
 
 from wattd.errors import MarkerInputError, UsageError
 
-VERBS = ("start", "stop", "abort", "event")
+VERBS = ("start", "stop", "abort", "event", "result")
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", metavar="P", help="a phase inside the run")
     parser.add_argument("--tag", action="append", default=[], metavar="K=V",
                         help="user tag of the run (repeatable, at most 16)")
+    parser.add_argument("--value", action="append", default=[], metavar="K=V",
+                        help="result: a numeric result of the run (repeatable, at most 32)")
     parser.add_argument("--meter", metavar="M", help="limit to one meter (default: all)")
     add_target_options(parser)
 
@@ -56,6 +58,16 @@ def execute(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise UsageError(f"--tag expects K=V, got {item!r}")
         tags[key] = value
+    if args.verb == "result":
+        if args.tag or args.phase or not args.value:
+            raise UsageError("result takes --value K=V (at least one), no --tag or --phase")
+        for item in args.value:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--value expects K=V, got {item!r}")
+            tags[key] = value
+    elif args.value:
+        raise UsageError("--value is for 'wattd mark result'")
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be > 0 and --retries >= 0")
     secret = load_secret(args.secret_file)
