@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from wattd.errors import UsageError
 
@@ -13,8 +13,7 @@ from wattd.errors import UsageError
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - mapped, not bound
 
 
-@dataclass(slots=True, frozen=True)
-class Target:
+class Target(NamedTuple):
     to: str | None  # None: the client's default ($WATTD_MARKER, then 127.0.0.1:9288)
     secret: bytes | None
 
