@@ -199,3 +199,16 @@ def test_mark_result_from_a_script(rig: Rig) -> None:
     unknown = rig.wattd("mark", "result", "never-ran", "--value", "rps=1", "--to", rig.to)
     assert unknown.returncode == 1
     assert "error unknown" in unknown.stderr
+
+
+def test_mark_and_status_take_the_address_from_c(rig: Rig) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WATTD_MARKER"}
+    out = rig.wattd("mark", "event", "c-flag", "-c", str(rig.config), env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok event c-flag")
+    status = rig.wattd("status", "--json", "-c", str(rig.config), env=env)
+    assert status.returncode == 0, status.stderr
+    assert '"markers"' in status.stdout
+    bad = rig.wattd("mark", "event", "x", "-c", str(rig.tmp / "missing.yaml"), env=env)
+    assert bad.returncode == 2
+    assert "missing.yaml" in bad.stderr

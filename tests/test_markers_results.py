@@ -8,6 +8,8 @@ import asyncio
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_markers_engine import OFFSET, Feed, handle
 from tests.test_markers_server import SECRET, Harness, harness, mark, raw  # noqa: F401
@@ -216,3 +218,22 @@ async def test_sample_and_result_need_auth(harness: Harness) -> None:  # noqa: F
     ok = await mark(harness, "result", "web", secret=SECRET, tags={"rps": "3"})
     assert ok.ok, ok
     assert harness.journal.points("wattd_result")[0].fields["rps"] == 3.0
+
+
+_FIELD_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_=.-+eE %\x00é", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["result r ", "sample h "]), _FIELD_TEXT)
+def test_random_result_and_sample_text(prefix: str, rest: str) -> None:
+    """Random field text: a message whose every value is a finite number, or a syntax error."""
+    try:
+        msg = parse_message((prefix + rest).encode())
+    except MarkerInputError as exc:
+        reason = exc.reason
+        assert reason == "syntax"
+        return
+    assert len(msg.tags) <= wire.MAX_FIELD_KEYS
+    for key, value in msg.tags.items():
+        if key not in ("tool", "target"):
+            assert wire.check_field_number(key, value) == float(value)

@@ -19,6 +19,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", metavar="HOST[:PORT]",
                         help="daemon address (default: $WATTD_MARKER, then 127.0.0.1:9288)")
     parser.add_argument("--secret-file", metavar="F", help="shared secret for HMAC signing")
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help="marker address and secret from this config (read only when given)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g}; "
                              "a stop waits for the reading after the stop time)")
@@ -36,6 +38,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="result: a numeric result of the run (repeatable, at most 32)")
     parser.add_argument("--meter", metavar="M", help="limit to one meter (default: all)")
     add_target_options(parser)
+
+
+def resolve_target(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
+    """--to/--secret-file, then -c FILE (yaml is imported only then), then the defaults."""
+    if getattr(args, "config", None):
+        from wattd.experiment.target import resolve
+
+        where = resolve(args.to, args.secret_file, args.config)
+        return where.to, where.secret
+    return args.to, load_secret(args.secret_file)
 
 
 def load_secret(path: str | None) -> bytes | None:
@@ -70,9 +82,9 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError("--value is for 'wattd mark result'")
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be > 0 and --retries >= 0")
-    secret = load_secret(args.secret_file)
+    to, secret = resolve_target(args)
     try:
-        reply = send_marker(args.verb, args.name, to=args.to, secret=secret,
+        reply = send_marker(args.verb, args.name, to=to, secret=secret,
                             timeout_s=args.timeout, retries=args.retries, tags=tags,
                             phase=args.phase, meter=args.meter)
     except MarkerInputError as exc:
