@@ -391,7 +391,7 @@ class MarkerService:
         accepted, answer = self.rate.allow(source, now_boot)
         if not accepted:
             self.counters["rate"] += 1
-            if answer:
+            if answer and not data.startswith(b"sample "):  # samples are never answered
                 self._send(transport, wire.format_error("rate", "rate limit exceeded"), addr)
                 self._log_limited(now_boot, "marker_rate_limited", source=source)
             return
