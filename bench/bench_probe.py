@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def main() -> None:
     sink.bind(("127.0.0.1", 0))  # samples land here, unread (the kernel drops the excess)
     to = f"127.0.0.1:{sink.getsockname()[1]}"
     # a small "server": a parent with two children, all asleep
-    server = subprocess.Popen(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+    server = subprocess.Popen(["sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+                              start_new_session=True, stdout=subprocess.DEVNULL)
     probe = [sys.executable, "-m", "wattd", "probe", "--interval", "0.5", "--to", to]
     quiet = subprocess.DEVNULL  # the probes' closing "N samples sent" lines
     procs = {
@@ -49,8 +51,10 @@ def main() -> None:
         "probe_match": subprocess.Popen([*probe, "--match", "sleep 1000"], stderr=quiet),
         "probe_host": subprocess.Popen(probe, stderr=quiet),
         "ref_cat_proc_stat": subprocess.Popen(
-            ["sh", "-c", "while :; do cat /proc/stat >/dev/null; sleep 0.5; done"]),
-        "ref_sleep_loop": subprocess.Popen(["sh", "-c", "while :; do sleep 0.5; done"]),
+            ["sh", "-c", "while :; do cat /proc/stat >/dev/null; sleep 0.5; done"],
+            stdout=quiet),
+        "ref_sleep_loop": subprocess.Popen(["sh", "-c", "while :; do sleep 0.5; done"],
+                                           stdout=quiet),
         "ref_idle_python": subprocess.Popen([sys.executable, "-c",
                                              "import time\nwhile True: time.sleep(0.5)"]),
     }
@@ -62,8 +66,9 @@ def main() -> None:
         elapsed = time.monotonic() - t0
         end = {name: cpu_seconds(p.pid) for name, p in procs.items()}
     finally:
-        for p in [*procs.values(), server]:
+        for p in procs.values():
             p.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the shell and its sleeping children
         for p in [*procs.values(), server]:
             p.wait(10)
         sink.close()
