@@ -87,6 +87,15 @@ def rows_markers(r: dict[str, Any]) -> list[Row]:
     return out
 
 
+def rows_probe(r: dict[str, Any]) -> list[Row]:
+    pct = r["cpu_pct_of_one_core"]
+    return [Row(f"`wattd probe {mode}` CPU, % of one core (0.5 s interval)", pct[key],
+                pct["ref_cat_proc_stat"], "`cat /proc/stat` every 0.5 s", "<= 0.5",
+                pct[key] <= 0.5)
+            for mode, key in (("--pid", "probe_pid"), ("--match", "probe_match"),
+                              ("(host)", "probe_host"))]
+
+
 def rows_stamp(r: dict[str, Any]) -> list[Row]:
     out = []
     for key, label in (("idle", "idle"), ("busy_1", "1 busy CPU"),
@@ -149,6 +158,7 @@ BENCHES = [
     Bench("stamp", [], ["--frames", "30"], rows_stamp),
     Bench("hardware", [], [], rows_hardware),
     Bench("daemon_cpu", ["--seconds", "60"], ["--seconds", "5"], rows_daemon_cpu),
+    Bench("probe", ["--seconds", "30"], ["--quick"], rows_probe),
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
     Bench("drain", [], ["--points", "20000"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),

@@ -10,7 +10,7 @@ import sys
 
 from wattd.errors import MarkerInputError, UsageError
 
-VERBS = ("start", "stop", "abort", "event")
+VERBS = ("start", "stop", "abort", "event", "result")
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", metavar="HOST[:PORT]",
                         help="daemon address (default: $WATTD_MARKER, then 127.0.0.1:9288)")
     parser.add_argument("--secret-file", metavar="F", help="shared secret for HMAC signing")
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help="marker address and secret from this config (read only when given)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g}; "
                              "a stop waits for the reading after the stop time)")
@@ -32,8 +34,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", metavar="P", help="a phase inside the run")
     parser.add_argument("--tag", action="append", default=[], metavar="K=V",
                         help="user tag of the run (repeatable, at most 16)")
+    parser.add_argument("--value", action="append", default=[], metavar="K=V",
+                        help="result: a numeric result of the run (repeatable, at most 32)")
     parser.add_argument("--meter", metavar="M", help="limit to one meter (default: all)")
     add_target_options(parser)
+
+
+def resolve_target(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
+    """--to/--secret-file, then -c FILE (yaml is imported only then), then the defaults."""
+    if getattr(args, "config", None):
+        from wattd.experiment.target import resolve
+
+        where = resolve(args.to, args.secret_file, args.config)
+        return where.to, where.secret
+    return args.to, load_secret(args.secret_file)
 
 
 def load_secret(path: str | None) -> bytes | None:
@@ -56,11 +70,21 @@ def execute(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise UsageError(f"--tag expects K=V, got {item!r}")
         tags[key] = value
+    if args.verb == "result":
+        if args.tag or args.phase or not args.value:
+            raise UsageError("result takes --value K=V (at least one), no --tag or --phase")
+        for item in args.value:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--value expects K=V, got {item!r}")
+            tags[key] = value
+    elif args.value:
+        raise UsageError("--value is for 'wattd mark result'")
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be > 0 and --retries >= 0")
-    secret = load_secret(args.secret_file)
+    to, secret = resolve_target(args)
     try:
-        reply = send_marker(args.verb, args.name, to=args.to, secret=secret,
+        reply = send_marker(args.verb, args.name, to=to, secret=secret,
                             timeout_s=args.timeout, retries=args.retries, tags=tags,
                             phase=args.phase, meter=args.meter)
     except MarkerInputError as exc:

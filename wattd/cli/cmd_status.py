@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wattd.cli.cmd_mark import add_target_options, load_secret
+from wattd.cli.cmd_mark import add_target_options, resolve_target
 from wattd.errors import UsageError
 
 
@@ -19,9 +19,9 @@ def execute(args: argparse.Namespace) -> int:
 
     from wattd.markers.client import NoReplyError, send_marker
 
-    secret = load_secret(args.secret_file)
+    to, secret = resolve_target(args)
     try:
-        reply = send_marker("status", to=args.to, secret=secret, timeout_s=args.timeout,
+        reply = send_marker("status", to=to, secret=secret, timeout_s=args.timeout,
                             retries=args.retries)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
