@@ -112,6 +112,13 @@ def rows_memory(r: dict[str, Any]) -> list[Row]:
                            r["reference_idle_python_pss_mb"], "idle python interpreter",
                            f"<= {d['target_mb']:g}", d["met"]))
     return out
+def rows_probe(r: dict[str, Any]) -> list[Row]:
+    pct = r["cpu_pct_of_one_core"]
+    return [Row(f"`wattd probe {mode}` CPU, % of one core (0.5 s interval)", pct[key],
+                pct["ref_cat_proc_stat"], "`cat /proc/stat` every 0.5 s", "<= 0.5",
+                pct[key] <= 0.5)
+            for mode, key in (("--pid", "probe_pid"), ("--match", "probe_match"),
+                              ("(host)", "probe_host"))]
 
 
 def rows_stamp(r: dict[str, Any]) -> list[Row]:
@@ -193,6 +200,7 @@ BENCHES = [
     Bench("hardware", [], [], rows_hardware),
     Bench("daemon_cpu", ["--seconds", "60"], ["--seconds", "5"], rows_daemon_cpu),
     Bench("memory", ["--seconds", "60"], ["--seconds", "5", "--only", "journal"], rows_memory),
+    Bench("probe", ["--seconds", "30"], ["--quick"], rows_probe),
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
     Bench("drain", [], ["--points", "20000"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),

@@ -17,10 +17,10 @@ ROOT = Path(wattd.__file__).resolve().parent
 LAYERS: list[set[str]] = [
     # pure parts and shared definitions
     {"errors", "logsetup", "readings", "lineprotocol", "energy", "config", "protocols",
-     "allocator", "backoff", "netaddr", "secretfile"},
+     "allocator", "backoff", "netaddr", "secretfile", "loadgen"},
     # services, each usable on its own
     {"journal", "clock", "markers", "sources", "sinks", "simulator", "report", "grafana",
-     "metrics"},
+     "experiment", "probe", "metrics"},
     # composition and entry points; the package root re-exports wattd.markers.api lazily
     {"daemon", "cli", "__main__", "wattd"},
 ]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from wattd.cli.fastargs import Options
 
-VERBS = ("start", "stop", "abort", "event")
+VERBS = ("start", "stop", "abort", "event", "result")
 # Keep in step with the client's defaults (tests/test_cli_fastargs.py checks them).
 DEFAULT_TIMEOUT_S = 8.0
 DEFAULT_RETRIES = 5
@@ -54,7 +54,7 @@ def parse_fast(argv: Sequence[str]) -> Options | None:
         flags={"--phase": ("phase", "str"), "--tag": ("tag", "append"),
                "--meter": ("meter", "str"), **TARGET_FLAGS},
         defaults={"phase": None, "tag": [], "meter": None, "expect": None, "interface": None,
-                  "allow": [], **TARGET_DEFAULTS})
+                  "allow": [], "value": [], **TARGET_DEFAULTS})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", metavar="P", help="a phase inside the run")
     parser.add_argument("--tag", action="append", default=[], metavar="K=V",
                         help="user tag of the run (repeatable, at most 16)")
+    parser.add_argument("--value", action="append", default=[], metavar="K=V",
+                        help="result: a numeric result of the run (repeatable, at most 32)")
     parser.add_argument("--meter", metavar="M", help="limit to one meter (default: all)")
     add_target_options(parser)
     fleet = parser.add_argument_group("multicast (--to GROUP:PORT, SPEC 10)")
@@ -112,6 +114,16 @@ def execute(args: argparse.Namespace | Options) -> int:
         if not sep or not key:
             raise UsageError(f"--tag expects K=V, got {item!r}")
         tags[key] = value
+    if args.verb == "result":
+        if args.tag or args.phase or not args.value:
+            raise UsageError("result takes --value K=V (at least one), no --tag or --phase")
+        for item in args.value:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--value expects K=V, got {item!r}")
+            tags[key] = value
+    elif args.value:
+        raise UsageError("--value is for 'wattd mark result'")
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be > 0 and --retries >= 0")
     to, secret = resolve_target(args)

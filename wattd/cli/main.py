@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("wattd.cli.cmd_run", "run the daemon"),
     "mark": ("wattd.cli.cmd_mark", "send a benchmark marker (start/stop/abort/event)"),
     "status": ("wattd.cli.cmd_status", "ask the running daemon for its status"),
+    "exec": ("wattd.cli.cmd_exec", "measure a command (a load generator) as a run"),
+    "probe": ("wattd.cli.cmd_probe", "send the server's CPU and memory use to the daemon"),
     "simulate": ("wattd.cli.cmd_simulate", "serve a simulated meter on a pseudo-terminal"),
     "replay": ("wattd.cli.cmd_replay", "decode a capture or raw byte file"),
     "capture": ("wattd.cli.cmd_capture", "record a meter's serial output with timing"),

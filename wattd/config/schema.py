@@ -78,6 +78,10 @@ class MeterConfig:
         if self.password_file is None:
             return None
         return _secret_text(self.password_file, "password_file")
+    # power_model cpu: idle_w + (busy_w - idle_w) x machine CPU utilisation (SPEC 9.5)
+    power_model: Literal["constant", "cpu"] = "constant"
+    idle_w: float = 2.0
+    busy_w: float = 5.0
 
 
 @dataclass(slots=True)
@@ -96,6 +100,7 @@ class MarkersConfig:
     holdback_ms: float | None = None  # default: skew_limit_ms + one frame period
     stop_wait_s: float = 5.0
     max_run_s: float = 86400.0
+    result_window_s: float = 600.0  # a `result` may follow its run's stop this long (SPEC 9.2)
     rate: RateConfig = field(default_factory=RateConfig)
     multicast: MulticastConfig | None = None  # SPEC 10 (wattd.config.fleet)
 
@@ -263,6 +268,8 @@ def _validate(b: DocumentBuilder, cfg: Config) -> None:
                                     "pulses_per_kwh, watts_per_hz")
         if meter.power_w is not None and meter.profile is not None:
             raise b.error((*path, "profile"), "give power_w or profile, not both")
+        if meter.power_model == "cpu" and not 0 <= meter.idle_w <= meter.busy_w:
+            raise b.error((*path, "busy_w"), "power_model cpu needs 0 <= idle_w <= busy_w")
         for key in ("voltage_v", "current_a", "power_w"):
             lo, hi = getattr(meter.plausible, key)
             if lo > hi:
@@ -276,6 +283,7 @@ def _validate(b: DocumentBuilder, cfg: Config) -> None:
                 (("journal", "segment_bytes"), cfg.journal.segment_bytes),
                 (("markers", "auth_window_s"), cfg.markers.auth_window_s),
                 (("markers", "max_run_s"), cfg.markers.max_run_s),
+                (("markers", "result_window_s"), cfg.markers.result_window_s),
                 (("markers", "rate", "per_s"), cfg.markers.rate.per_s)]
     for key_path, number in positive:
         if number <= 0:

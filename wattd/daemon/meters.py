@@ -79,7 +79,8 @@ class MeterSet:
         link = Path(self._sim_dir.name) / f"{meter.name}.tty"
         server = start_simulated_meter(driver, power_w=power_w, profile=meter.profile,
                                        calibration=meter.calibration or None, link_path=link,
-                                       address=meter.address)
+                                       address=meter.address, power_model=meter.power_model,
+                                       idle_w=meter.idle_w, busy_w=meter.busy_w)
         self.simulators[meter.name] = server
         log.info("simulated_meter_started", meter=meter.name, driver=driver,
                  port=str(server.port_path), power_w=power_w, profile=meter.profile)
@@ -131,7 +132,9 @@ class MeterSet:
         if power_w is None and meter.profile is None:
             power_w = SIMULATED_DEFAULT_POWER_W
         chip = make_chip(driver, power_w=power_w, profile=meter.profile,
-                         calibration=meter.calibration or None, address=meter.address)
+                         calibration=meter.calibration or None, address=meter.address,
+                         power_model=meter.power_model, idle_w=meter.idle_w,
+                         busy_w=meter.busy_w)
         source = make_serial_source(meter, port="unpaced", driver=driver, clock=self.clock,
                                     on_reading=self.on_reading)
         log.info("simulated_meter_started", meter=meter.name, driver=driver, port="unpaced",

@@ -9,8 +9,7 @@ later, once its energy is known (:mod:`wattd.markers.closing`): from
 
 Every decoded reading is pushed in (:meth:`push`) and fed at once to the
 energy integrals of the open and closing runs; :meth:`tag` labels a reading
-with the run open at its time (the hold-back lives in
-:mod:`wattd.markers.tagger`).
+with the run open at its time (hold-back: :mod:`wattd.markers.tagger`).
 
 Times: boundaries are realtime (what readings are stamped and tagged with);
 energy is integrated on boot time, the boundary being converted with the
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from wattd.config import MarkersConfig
 from wattd.energy import NS
 from wattd.errors import MarkerInputError
+from wattd.markers import fields as field_verbs
 from wattd.markers.closing import ClockStepFn, Completion, StopBook
 from wattd.markers.events import (
     Aborted,
@@ -34,9 +34,11 @@ from wattd.markers.events import (
     PhaseOpened,
     Pong,
     Refused,
+    ResultAccepted,
     RunOpened,
     SourceAddress,
     StatusAsked,
+    Unanswered,
 )
 from wattd.markers.intervals import Interval
 from wattd.markers.points import DAEMON_SOURCE, marker_line
@@ -55,13 +57,15 @@ class EngineSettings:
     stop_wait_ns: int = 5 * NS
     max_run_ns: int = 86_400 * NS
     history_ns: int = 2 * NS  # readings kept (beyond the skew limit) to bracket a start
+    result_window_ns: int = 600 * NS  # a `result` may follow its run's stop this long
 
     @classmethod
     def from_config(cls, cfg: MarkersConfig) -> EngineSettings:
         holdback = cfg.holdback_ms
         return cls(skew_limit_ns=int(cfg.skew_limit_ms * 1e6),
                    holdback_ns=None if holdback is None else int(holdback * 1e6),
-                   stop_wait_ns=int(cfg.stop_wait_s * NS), max_run_ns=int(cfg.max_run_s * NS))
+                   stop_wait_ns=int(cfg.stop_wait_s * NS), max_run_ns=int(cfg.max_run_s * NS),
+                   result_window_ns=int(cfg.result_window_s * NS))
 
 
 def gap_threshold_ns(period_ns: float) -> int:
@@ -87,7 +91,8 @@ class Outcome:
     ``notice`` is for the log."""
 
     lines: list[str]
-    event: Pong | RunOpened | PhaseOpened | EventRecorded | Aborted | Refused | StatusAsked | None
+    event: (Pong | RunOpened | PhaseOpened | EventRecorded | Aborted | Refused | StatusAsked
+            | ResultAccepted | Unanswered | None)
     pending: bool = False
     notice: Notice | None = None
 
@@ -106,6 +111,7 @@ class RunEngine:
             self._meter(name)
         if not self._meters:
             raise ValueError("the run engine needs at least one meter")
+        self.recent = field_verbs.RecentRuns(self.settings.result_window_ns)  # for a late `result`
         self.counters: dict[str, int] = {"accepted": 0, "refused": 0, "runs_closed": 0,
                                          "runs_aborted": 0, "auto_aborted": 0, "skew_warned": 0,
                                          "stops_extrapolated": 0}
@@ -224,6 +230,11 @@ class RunEngine:
                 recv_boot: int) -> Outcome:
         if msg.verb == "ping":
             return Outcome([], Pong(recv_rt, msg_id=msg.msg_id))
+        if msg.verb in field_verbs.FIELD_VERBS:  # result, sample (wattd.markers.fields)
+            t_rt = self._boundary(msg, recv_rt)[0] if msg.verb == "sample" else recv_rt
+            lines, event = field_verbs.handle(msg, sender.host, self.timeline, list(self._meters),
+                                              self.recent, recv_boot, t_rt)
+            return Outcome(lines, event)
         assert msg.name is not None
         name = msg.name
         t_rt, skew_ms = self._boundary(msg, recv_rt)
@@ -245,6 +256,7 @@ class RunEngine:
             interval = self._intervals.pop(closed.span)
             stop_tags = {} if closed.cause == REPLACED else dict(msg.tags)
             self._book.close(interval, t_rt, t_boot, stop_tags)
+            self._closed(interval, recv_boot)
             if closed.cause == MARKER:
                 closing.append(interval)
             elif aborted and closed.cause == WITH_RUN:
@@ -289,6 +301,10 @@ class RunEngine:
         self._intervals[span] = interval
         return interval
 
+    def _closed(self, interval: Interval, closed_boot_ns: int) -> None:
+        if interval.phase is None:
+            self.recent.closed(field_verbs.interval_ref(interval), closed_boot_ns)
+
     # ---------------------------------------------------------------- time passes
 
     def poll(self, now_rt_ns: int, now_boot_ns: int) -> None:
@@ -309,6 +325,7 @@ class RunEngine:
                              text="reason=max_run_s")]
         for closed in change.closed:
             interval = self._book.close(self._intervals.pop(closed.span), t_rt, t_boot, {})
+            self._closed(interval, t_boot)
             lines.append(self._book.aborted_line(interval))
         meter = self._meters[run.meter]
         meter.last_boundary_boot = max(meter.last_boundary_boot, t_boot)

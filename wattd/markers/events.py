@@ -120,6 +120,18 @@ class RunClosed(_Reply):
 
 
 @dataclass(frozen=True, slots=True)
+class ResultAccepted(_Reply):
+    """A ``result`` (load generator figures) journaled against run ``name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered(_Reply):
+    """Handled, and never answered: a ``sample`` is fire-and-forget (SPEC 9.3)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Refused(_Reply):
     """A message refused with a reply code (``syntax``, ``auth``, ``stale``,
     ``busy``, ``unknown``, ``rate``); it changed nothing."""
@@ -141,7 +153,7 @@ class StatusAnswered(_Reply):
 
 
 ReplyEvent = (Pong | RunOpened | PhaseOpened | EventRecorded | Aborted | RunClosed | Refused
-              | StatusAnswered)
+              | StatusAnswered | ResultAccepted | Unanswered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,18 +21,23 @@ from wattd.markers.events import (
     Pong,
     Refused,
     ReplyEvent,
+    ResultAccepted,
     RunClosed,
     RunOpened,
     StatusAnswered,
+    Unanswered,
 )
 from wattd.markers.timeline import encode_tags
 from wattd.markers.wire import (
+    FIELD_VERBS,
     MAC_SEPARATOR,
     MAX_DATAGRAM_BYTES,
+    MAX_FIELD_KEYS,
     MAX_USER_TAGS,
     NAMED_VERBS,
     VERBS,
     Reply,
+    check_field,
     check_tag_key,
     decode_value,
     format_error,
@@ -142,9 +147,16 @@ def parse_message(data: bytes) -> MarkerMessage:
         if key in ("phase", "meter", "ts", "id"):
             reserved[key] = decode_value(raw)
             continue
-        check_tag_key(key)
-        tags[key] = decode_value(raw)
-    if len(tags) > MAX_USER_TAGS:
+        value = decode_value(raw)
+        if verb in FIELD_VERBS:  # result / sample: numeric fields (SPEC 9.2, 9.3)
+            check_field(verb, key, value)
+        else:
+            check_tag_key(key)
+        tags[key] = value
+    if verb in FIELD_VERBS:
+        if len(tags) > MAX_FIELD_KEYS:
+            raise MarkerInputError("syntax", f"at most {MAX_FIELD_KEYS} {verb} keys")
+    elif len(tags) > MAX_USER_TAGS:
         raise MarkerInputError("syntax", f"at most {MAX_USER_TAGS} user tags")
     if verb not in NAMED_VERBS and (tags or "phase" in reserved or "meter" in reserved):
         raise MarkerInputError("syntax", f"{verb} takes no name, tags, phase or meter")
@@ -178,6 +190,10 @@ def send(event: ReplyEvent) -> bytes:
         return format_ok("event", event.name, [], event.msg_id)
     if isinstance(event, Aborted):
         return format_ok("abort", event.name, [], event.msg_id)
+    if isinstance(event, ResultAccepted):
+        return format_ok("result", event.name, [], event.msg_id)
+    if isinstance(event, Unanswered):
+        return b""  # a sample: nothing is sent
     return format_ok("stop", event.name, _stop_fields(event), event.msg_id)
 
 

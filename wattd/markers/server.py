@@ -31,6 +31,7 @@ from wattd.markers.events import (
     SourceAddress,
     StatusAnswered,
     StatusAsked,
+    Unanswered,
 )
 from wattd.markers.limits import DedupCache, Handled, LogLimiter, RateLimiter
 from wattd.markers.multicast import MulticastEndpoint, check_multicast
@@ -165,7 +166,7 @@ class MarkerService:
         accepted, answer = self.rate.allow(source, now_boot)
         if not accepted:
             self.counters["rate"] += 1
-            if answer:
+            if answer and not data.startswith(b"sample "):  # samples are never answered
                 self._send(send(Refused("rate", "rate limit exceeded")), sender)
                 self._log_limited(now_boot, "marker_rate_limited", source=source)
             return
@@ -175,7 +176,9 @@ class MarkerService:
             self._authenticate(msg, recv_rt)
         except MarkerInputError as exc:
             self._count_refusal(now_boot, source, exc.reason, detail=exc.detail)
-            self._send(send(Refused(exc.reason, exc.detail)), sender)
+            # a sample is fire-and-forget (SPEC 9.3): refused and counted, never answered
+            if not data.startswith(b"sample "):
+                self._send(send(Refused(exc.reason, exc.detail)), sender)
             return
         key = (source, msg.msg_id) if msg.msg_id is not None else None
         if key is not None:
@@ -199,6 +202,8 @@ class MarkerService:
             assert reply is not None
             self._count_refusal(now_boot, source, event.code,
                                 reply=reply.decode("ascii", "replace"))
+            if msg.verb in wire.SILENT_VERBS:
+                reply = send(Unanswered(msg_id=msg.msg_id))  # a refused sample: counted only
         if outcome.lines or outcome.pending:
             # Remembered as pending: the reply is known (and sent) once the
             # lines are on disk; a retransmission meanwhile changes nothing.
@@ -234,6 +239,8 @@ class MarkerService:
             self.dedup.put(key, entry, msg.ts_ns)
 
     def _send(self, reply: bytes, to: SourceAddress) -> None:
+        if not reply:  # Unanswered: nothing goes out
+            return
         multicast = self.multicast
         if multicast is not None and to.listener == multicast.index:
             sent = multicast.send(reply, to)

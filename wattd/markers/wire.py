@@ -23,8 +23,13 @@ MAX_DATAGRAM_BYTES = 1024
 MAX_VALUE_BYTES = 256
 MAX_USER_TAGS = 16
 
-VERBS = ("start", "stop", "abort", "event", "status", "ping")
-NAMED_VERBS = frozenset(("start", "stop", "abort", "event"))
+VERBS = ("start", "stop", "abort", "event", "status", "ping", "result", "sample")
+NAMED_VERBS = frozenset(("start", "stop", "abort", "event", "result", "sample"))
+# Verbs whose keys are numeric fields, not user tags (SPEC 9.2, 9.3).
+FIELD_VERBS = frozenset(("result", "sample"))
+# Fire-and-forget verbs: never answered, not even with an error (SPEC 9.3).
+SILENT_VERBS = frozenset(("sample",))
+MAX_FIELD_KEYS = 32
 RESERVED_KEYS = ("phase", "meter", "ts", "id", "mac")
 # Tag and field names of SPEC 3, refused as user tag keys (a user tag would
 # collide with them in the database). `phase` and `meter` are reserved keys.
@@ -34,6 +39,11 @@ SCHEMA_NAMES = frozenset((
     "clock_synced", "duration_s", "mean_w", "min_w", "max_w", "samples", "start_ns",
     "counter_energy_j", "gap_s", "extrapolated_s", "aborted", "clock_step",
 ))
+# The one text-valued key each field verb may carry (a tag of its point).
+FIELD_TEXT_KEYS = {"result": "tool", "sample": "target"}
+# Tag names of wattd_result / wattd_latency / wattd_cpu, refused as field keys.
+FIELD_SCHEMA_NAMES = frozenset(("run", "source", "tool", "q", "host", "target", "phase",
+                                "meter", "run_start_ns", "time"))
 ERROR_CODES = ("syntax", "auth", "stale", "busy", "unknown", "rate")
 
 # Character classes as sets, not regexes: compiling a regex costs the mark
@@ -42,6 +52,9 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _NAME_CHARS = frozenset(_LETTERS + "0123456789._:/-")
 _KEY_FIRST = frozenset(_LETTERS + "_")
 _KEY_CHARS = frozenset(_LETTERS + "0123456789_")
+_FIELD_KEY_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz")
+_FIELD_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_NUMBER_CHARS = frozenset("0123456789.-+eE")
 MAC_SEPARATOR = b" mac="
 
 # Bytes written as themselves; everything else (space, '=', '%', controls,
@@ -130,6 +143,45 @@ def check_tag_key(key: str) -> None:
         raise MarkerInputError("syntax", f"key {key!r} is a reserved or schema name")
 
 
+def check_field_key(verb: str, key: str) -> None:
+    """Refuse a result/sample key per SPEC 9.2: ``[a-z][a-z0-9_]{0,63}``,
+    no reserved key, no tag name of the measurement it goes to."""
+    if not (1 <= len(key) <= 64 and key[0] in _FIELD_KEY_FIRST
+            and all(c in _FIELD_KEY_CHARS for c in key)):
+        raise MarkerInputError("syntax", f"bad {verb} key {key[:64]!r}: [a-z][a-z0-9_]{{0,63}}")
+    if key == FIELD_TEXT_KEYS.get(verb):
+        return
+    if key in RESERVED_KEYS or key in FIELD_SCHEMA_NAMES:
+        raise MarkerInputError("syntax", f"key {key!r} is a reserved or tag name")
+
+
+def check_field_number(key: str, text: str) -> float:
+    """A finite decimal number (``12``, ``-0.5``, ``1.5e3``); MarkerInputError otherwise."""
+    if not text or not all(c in _NUMBER_CHARS for c in text):
+        raise MarkerInputError("syntax", f"{key}={text[:32]!r} is not a decimal number")
+    try:
+        value = float(text)
+    except ValueError:
+        raise MarkerInputError("syntax", f"{key}={text[:32]!r} is not a decimal number") from None
+    if value - value != 0.0:  # inf (nan cannot be spelt with these characters)
+        raise MarkerInputError("syntax", f"{key}={text[:32]!r} is not finite")
+    return value
+
+
+def check_field(verb: str, key: str, value: str) -> None:
+    """One key=value of a result/sample message (the value already decoded)."""
+    check_field_key(verb, key)
+    if key != FIELD_TEXT_KEYS.get(verb):
+        check_field_number(key, value)
+
+
+def format_number(value: float) -> str:
+    """A field value for the wire: shortest repr that round-trips, never inf/nan."""
+    text = repr(float(value))
+    check_field_number("value", text)
+    return text
+
+
 def format_message(verb: str, name: str | None = None, *,
                    tags: Mapping[str, str] | None = None, phase: str | None = None,
                    meter: str | None = None, ts_ns: int | None = None,
@@ -147,11 +199,16 @@ def format_message(verb: str, name: str | None = None, *,
     elif name is not None:
         raise MarkerInputError("syntax", f"{verb} takes no name")
     items: list[tuple[str, str]] = []
+    fields = verb in FIELD_VERBS
     for key, value in (tags or {}).items():
-        check_tag_key(key)
+        if fields:
+            check_field(verb, key, str(value))
+        else:
+            check_tag_key(key)
         items.append((key, str(value)))
-    if len(items) > MAX_USER_TAGS:
-        raise MarkerInputError("syntax", f"at most {MAX_USER_TAGS} tags")
+    limit = MAX_FIELD_KEYS if fields else MAX_USER_TAGS
+    if len(items) > limit:
+        raise MarkerInputError("syntax", f"at most {limit} {'keys' if fields else 'tags'}")
     for key, opt in (("phase", phase), ("meter", meter), ("id", msg_id)):
         if opt is not None:
             items.append((key, opt))

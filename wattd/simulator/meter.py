@@ -32,8 +32,15 @@ CHIPS: dict[str, ChipFactory] = {"cse7766": _hlw8032_chip, "hlw8032": _hlw8032_c
 
 
 def power_source(power_w: float | None = None,
-                 profile: str | os.PathLike[str] | None = None) -> PowerSource:
-    """A constant power or a profile file (see ``power_profile``); 3 W by default."""
+                 profile: str | os.PathLike[str] | None = None, *,
+                 power_model: str = "constant", idle_w: float = 2.0,
+                 busy_w: float = 5.0) -> PowerSource:
+    """A constant power or a profile file (see ``power_profile``); 3 W by default.
+    ``power_model="cpu"``: the machine's CPU use (see ``cpu_power``)."""
+    if power_model == "cpu":
+        from wattd.simulator.cpu_power import CpuFollowingPower
+
+        return CpuFollowingPower(idle_w, busy_w)
     if profile is not None:
         return PowerProfile.from_file(profile)
     return ConstantPower(3.0 if power_w is None else float(power_w))
@@ -42,15 +49,17 @@ def power_source(power_w: float | None = None,
 def make_chip(driver: str, *, power_w: float | None = None,
               profile: str | os.PathLike[str] | None = None,
               calibration: Mapping[str, float] | None = None, seed: int | None = None,
-              pf_start: int = 0, address: int = 0) -> FrameSource | PolledChip:
+              pf_start: int = 0, address: int = 0, power_model: str = "constant",
+              idle_w: float = 2.0, busy_w: float = 5.0) -> FrameSource | PolledChip:
     """The chip model for ``driver``: a streamed chip (``frame_at``) or, for
     BL0940/BL0942, a polled chip (``receive``). Raises ConfigError for a driver
     with no simulator."""
     spec = get_driver(driver)
+    power = power_source(power_w, profile, power_model=power_model, idle_w=idle_w,
+                         busy_w=busy_w)
     if spec.name in ("mcp39f511n", "um"):  # SPEC 8 serial meters: wattd.simulator.chip_polled
         from wattd.simulator.chip_polled import MCP39F511NChipModel, UMChipModel
 
-        power = power_source(power_w, profile)
         if spec.name == "um":
             return UMChipModel(power, seed=seed)
         cal = spec.calibration(calibration)
@@ -59,14 +68,13 @@ def make_chip(driver: str, *, power_w: float | None = None,
     if spec.polled:  # BL0940/BL0942: the chip answers polls
         from wattd.simulator.chip_bl09xx import PolledChipModel
 
-        return PolledChipModel(spec.name, power_source(power_w, profile),
+        return PolledChipModel(spec.name, power,
                                calibration=spec.calibration(calibration), address=address,
                                seed=seed, cf_start=pf_start)
     chip_factory = CHIPS.get(spec.name)
     if chip_factory is None:
         raise ConfigError(f"no simulator for driver {driver!r} yet", key="driver")
-    return chip_factory(power_source(power_w, profile), spec.calibration(calibration), seed,
-                        pf_start)
+    return chip_factory(power, spec.calibration(calibration), seed, pf_start)
 
 
 def start_simulated_meter(driver: str, *, power_w: float | None = None,
@@ -74,7 +82,8 @@ def start_simulated_meter(driver: str, *, power_w: float | None = None,
                           calibration: Mapping[str, float] | None = None,
                           link_path: str | os.PathLike[str] | None = None,
                           seed: int | None = None, pf_start: int = 0,
-                          address: int = 0) -> PtyMeterServer:
+                          address: int = 0, power_model: str = "constant",
+                          idle_w: float = 2.0, busy_w: float = 5.0) -> PtyMeterServer:
     """Start a simulated ``driver`` meter in a thread; returns the running server.
 
     The decoder made by ``get_driver(driver).make_decoder(calibration)`` reads
@@ -83,7 +92,8 @@ def start_simulated_meter(driver: str, *, power_w: float | None = None,
     """
     spec = get_driver(driver)
     chip = make_chip(driver, power_w=power_w, profile=profile, calibration=calibration,
-                     seed=seed, pf_start=pf_start, address=address)
+                     seed=seed, pf_start=pf_start, address=address, power_model=power_model,
+                     idle_w=idle_w, busy_w=busy_w)
     if spec.polled:  # BL0940/BL0942: the chip answers polls read from the pty
         return PtyMeterServer(chip, spec.serial, link_path=link_path).start()
     return PtyMeterServer(chip, spec.serial, link_path=link_path,
