@@ -54,7 +54,7 @@ def parse_fast(argv: Sequence[str]) -> Options | None:
         flags={"--phase": ("phase", "str"), "--tag": ("tag", "append"),
                "--meter": ("meter", "str"), **TARGET_FLAGS},
         defaults={"phase": None, "tag": [], "meter": None, "expect": None, "interface": None,
-                  "allow": [], "value": [], **TARGET_DEFAULTS})
+                  "allow": None, "value": [], **TARGET_DEFAULTS})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
