@@ -98,7 +98,6 @@ class Journal:
         self.undelivered_bytes_dropped = 0
         self.write_errors = 0
 
-    # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
         try:
@@ -165,7 +164,6 @@ class Journal:
             await asyncio.gather(*self._bg, return_exceptions=True)
         log.info("journal_closed", lines_written=self.lines_written)
 
-    # -- writing -----------------------------------------------------------
 
     def end_position(self) -> Position:
         return Position(self._segment, self._offset)
@@ -339,7 +337,6 @@ class Journal:
         with contextlib.suppress(OSError):
             tmp.unlink()  # the segment was deleted meanwhile, or the copy failed
 
-    # -- bounds ------------------------------------------------------------
 
     def _enforce_bounds(self) -> None:
         """Delete oldest closed segments until the directory fits max_bytes with

@@ -104,8 +104,7 @@ class RunEngine:
         self.timeline = Timeline(keep_tags=True)
         self._meters: dict[str, _Meter] = {}
         self._intervals: dict[Span, Interval] = {}
-        # realtime - boottime at the latest boundary: converts the start of a run
-        # a meter first seen later joins (Timeline.add_meter).
+        # realtime - boottime at the latest boundary (for a meter that joins later)
         self._offset_ns = 0
         for name in meters:
             self._meter(name)
@@ -128,7 +127,6 @@ class RunEngine:
                 self._open_at(span, span.start_ns - self._offset_ns)
         return meter
 
-    # ---------------------------------------------------------------- readings
 
     @property
     def meters(self) -> list[str]:
@@ -192,7 +190,6 @@ class RunEngine:
             oldest_t_ns = meter.history[-1].t_ns
         self.timeline.forget_tags_before(meter_name, oldest_t_ns)
 
-    # ---------------------------------------------------------------- messages
 
     def _boundary(self, msg: MarkerMessage, recv_rt_ns: int) -> tuple[int, float | None]:
         """The boundary time (sender ts within the skew limit, else receive time)
@@ -305,7 +302,6 @@ class RunEngine:
         if interval.phase is None:
             self.recent.closed(field_verbs.interval_ref(interval), closed_boot_ns)
 
-    # ---------------------------------------------------------------- time passes
 
     def poll(self, now_rt_ns: int, now_boot_ns: int) -> None:
         """Expire stop waits (power held from the last reading) and abort runs
@@ -350,7 +346,6 @@ class RunEngine:
         """Stops are waiting for their bracketing reading (poll often)."""
         return self._book.waiting
 
-    # ---------------------------------------------------------------- restart, status
 
     def reopen(self, meter_name: str, run: str, tags: dict[str, str], start_rt_ns: int,
                offset_ns: int, phase: tuple[str, int, dict[str, str]] | None = None) -> None:

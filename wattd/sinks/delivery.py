@@ -109,7 +109,6 @@ class Delivery:
         """The journal position up to which the database acknowledged."""
         return self._cursor
 
-    # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.get_running_loop().create_task(self.run(),
@@ -184,7 +183,6 @@ class Delivery:
             log.warning("delivery_stop_timeout", sink=self.name, timeout_s=timeout_s,
                         backlog_bytes=self.backlog_bytes())
 
-    # -- main loop -------------------------------------------------------------
 
     async def _loop(self) -> None:
         while True:
@@ -227,7 +225,6 @@ class Delivery:
             for waiter in waiters:
                 waiter.cancel()
 
-    # -- reading -----------------------------------------------------------------
 
     async def _cycle(self, batch: list[bytes], count: int, end: Position) -> bool:
         """The normal path in one worker job (one event-loop hop per batch, however
@@ -271,7 +268,6 @@ class Delivery:
             self._buf_end = end
             self._avg_line_bytes = 0.9 * self._avg_line_bytes + 0.1 * (nbytes / count)
 
-    # -- sending -------------------------------------------------------------------
 
     async def _deliver(self, batch: list[bytes], count: int) -> None:
         """Deliver a batch (blocks holding `count` lines): retry transient failures,
@@ -376,7 +372,6 @@ class Delivery:
         log.error("sink_point_dropped", sink=self.name, reason=err.reason, status=err.status,
                   error=str(err), line=text[:500])
 
-    # -- status --------------------------------------------------------------------
 
     def backlog_bytes(self) -> int:
         return status_backlog_bytes(self.dir, self._cursor)
