@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ async def main(journal_dir: str, api: str, url: str, target: str, batch_size: in
             await send(lines)
 
         sink.write = paused_write  # type: ignore[method-assign]
+        post = getattr(sink, "write_blocking", None)
+        if post is not None:
+            # The delivery's normal path posts from a worker thread: hold it there too.
+            def paused_post(lines: Any) -> None:
+                time.sleep(pause_s)
+                post(lines)
+
+            sink.write_blocking = paused_post  # type: ignore[attr-defined]
     delivery = Delivery(sink, journal_dir, name="crashtest", batch_size=batch_size,
                         flush_interval_s=0.05, poll_interval_s=0.05)
     delivery.start()
