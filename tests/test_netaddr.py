@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wattd.netaddr import parse_listen, split_host_port
+from wattd.netaddr import HttpTarget, parse_listen, split_host_port
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -59,3 +59,17 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
 def test_listen_host_must_be_an_ip_address() -> None:
     with pytest.raises(ValueError, match="host must be an IP address"):
         parse_listen("bench-host:9288")
+
+
+def test_http_target_parts_of_a_url() -> None:
+    target = HttpTarget.from_url("https://[::1]:8443/influx/")
+    assert (target.https, target.host, target.port, target.base_path) == (True, "::1", 8443,
+                                                                         "/influx")
+    plain = HttpTarget.from_url("http://plug.local")
+    assert (plain.https, plain.host, plain.port, plain.base_path) == (False, "plug.local", None, "")
+
+
+@pytest.mark.parametrize("url", ["ftp://host/", "http://", "plug.local:80", ""])
+def test_http_target_refuses_what_is_not_an_http_url(url: str) -> None:
+    with pytest.raises(ValueError, match="not an http"):
+        HttpTarget.from_url(url)

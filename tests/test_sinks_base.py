@@ -137,5 +137,5 @@ async def test_v2_body_is_gzip_level_1_on_the_wire() -> None:
     assert path.startswith("/api/v2/write")
     assert encoding == "gzip"
     assert body[8] == 4  # XFL: fastest compression
-    assert gzip.decompress(body) == plain == b"\n".join(lines)
+    assert gzip.decompress(body) == plain == b"\n".join(lines) + b"\n"  # as the v1 sink
     assert plain_encoding is None

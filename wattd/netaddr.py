@@ -1,11 +1,37 @@
 """Host and port from text, the one parser for every address wattd reads: marker
-listen addresses, the marker client's target, SNTP servers.
+listen addresses, the marker client's target, SNTP servers; and the parts of an
+``http(s)://`` URL that the database sinks and the smart-plug meters connect to.
 
 Accepted: ``HOST``, ``HOST:PORT``, ``[V6]:PORT``, ``[V6]`` and a bare IPv6
 address. Pure and import-light (the marker client uses it).
 """
 
 from __future__ import annotations
+
+
+class HttpTarget:
+    """Where an ``http(s)://host[:port][/base]`` URL points (``base_path`` without
+    a trailing slash). A plain class: this module stays on the marker client's
+    import-light path."""
+
+    __slots__ = ("base_path", "host", "https", "port")
+
+    def __init__(self, https: bool, host: str, port: int | None, base_path: str) -> None:
+        self.https = https
+        self.host = host
+        self.port = port
+        self.base_path = base_path
+
+    @classmethod
+    def from_url(cls, url: str) -> HttpTarget:
+        """ValueError names the URL when it is not http(s) or has no host."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return cls(parts.scheme == "https", parts.hostname, parts.port,
+                   parts.path.rstrip("/"))
 
 
 def split_host_port(text: str, default_port: int, *,

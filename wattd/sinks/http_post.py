@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import http.client
 import select
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from wattd.netaddr import HttpTarget
 from wattd.sinks.base import SinkUnavailableError
 
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
@@ -29,14 +29,12 @@ class HttpPoster:
 
     def __init__(self, url: str, *, timeout_s: float, verify_tls: bool = True,
                  ca_file: str | None = None) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+        target = HttpTarget.from_url(url)
         self.url = url
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port
-        self.base_path = parts.path.rstrip("/")
+        self.https = target.https
+        self.host = target.host
+        self.port = target.port
+        self.base_path = target.base_path
         self.timeout_s = timeout_s
         self.verify_tls = verify_tls
         self.ca_file = ca_file

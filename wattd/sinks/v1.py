@@ -15,24 +15,9 @@ import urllib.parse
 from collections.abc import Sequence
 
 from wattd.config import InfluxConfig
-from wattd.logsetup import get_logger
-from wattd.sinks.base import classify_http, encode_body
-from wattd.sinks.http_post import HttpPoster
 from wattd.sinks.threaded import ThreadedSink
 
 DEFAULT_DATABASE = "wattd"
-
-log = get_logger("wattd.sinks")
-
-
-def make_poster(cfg: InfluxConfig) -> HttpPoster:
-    """The sink's connection, honouring `verify_tls`, `ca_file` and `timeout_s`."""
-    if cfg.url.startswith("https:") and not cfg.verify_tls:
-        # The user chose this (a self-signed box on the LAN): say it once in the log,
-        # not once per request.
-        log.warning("tls_verification_disabled", url=cfg.url)
-    return HttpPoster(cfg.url, timeout_s=cfg.timeout_s, verify_tls=cfg.verify_tls,
-                      ca_file=cfg.ca_file)
 
 
 class InfluxV1Sink(ThreadedSink):
@@ -44,7 +29,6 @@ class InfluxV1Sink(ThreadedSink):
         if cfg.retention_policy:
             params["rp"] = cfg.retention_policy
         self._write_path = f"/write?{urllib.parse.urlencode(params)}"
-        self._poster = make_poster(cfg)
         self._auth_header: dict[str, str] = {}
         self._load_credentials()
 
@@ -61,17 +45,4 @@ class InfluxV1Sink(ThreadedSink):
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load_credentials)
 
     def _post(self, lines: Sequence[bytes]) -> None:
-        body = encode_body(lines, use_gzip=self._cfg.gzip)
-        headers = {"Content-Type": "text/plain; charset=utf-8", **self._auth_header}
-        if self._cfg.gzip:
-            headers["Content-Encoding"] = "gzip"
-        status, data, resp_headers = self._poster.post(self._write_path, body, headers)
-        error = classify_http(status, data, resp_headers, what=self._cfg.url)
-        if error is not None:
-            raise error
-
-    async def close(self) -> None:
-        # A request still running in the thread finishes (bounded by timeout_s); its
-        # batch was not acknowledged to the delivery loop, so it stays in the journal.
-        self._executor.submit(self._poster.close)
-        self._executor.shutdown(wait=False)
+        self._post_lines(self._write_path, lines, self._auth_header)

@@ -11,14 +11,11 @@ sink's. The delivery loop does retries and bisecting.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import urllib.parse
 from collections.abc import Sequence
 
 from wattd.config import InfluxConfig
-from wattd.sinks.base import classify_http
 from wattd.sinks.threaded import ThreadedSink
-from wattd.sinks.v1 import make_poster
 
 DEFAULT_BUCKET = "wattd"
 DEFAULT_ORG = "wattd"
@@ -33,7 +30,6 @@ class InfluxV2Sink(ThreadedSink):
         params = {"org": cfg.org or DEFAULT_ORG, "bucket": cfg.bucket or DEFAULT_BUCKET,
                   "precision": "ns"}
         self._write_path = f"{WRITE_PATH}?{urllib.parse.urlencode(params)}"
-        self._poster = make_poster(cfg)
         self._auth_header: dict[str, str] = {}
         self._load_token()
 
@@ -47,18 +43,5 @@ class InfluxV2Sink(ThreadedSink):
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load_token)
 
     def _post(self, lines: Sequence[bytes]) -> None:
-        body = b"\n".join(lines)  # as influxdb-client sent it: no trailing newline
-        if self._cfg.gzip:
-            body = gzip.compress(body, compresslevel=1, mtime=0)
-        headers = {"Content-Type": "text/plain; charset=utf-8", "Accept": "application/json",
-                   **self._auth_header}
-        if self._cfg.gzip:
-            headers["Content-Encoding"] = "gzip"
-        status, data, resp_headers = self._poster.post(self._write_path, body, headers)
-        error = classify_http(status, data, resp_headers, what=self._cfg.url)
-        if error is not None:
-            raise error
-
-    async def close(self) -> None:
-        self._executor.submit(self._poster.close)
-        self._executor.shutdown(wait=False)
+        self._post_lines(self._write_path, lines, {"Accept": "application/json",
+                                                   **self._auth_header})

@@ -17,9 +17,9 @@ import http.client
 import secrets
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 from wattd.clock.timesource import Clock, clock_pair
+from wattd.netaddr import HttpTarget
 from wattd.protocols import http_digest, shelly, tasmota
 from wattd.protocols.base import DecodeCounters, DecodeError, Measurement
 from wattd.protocols.plausible import RangesLike
@@ -33,15 +33,13 @@ class PlugTransport:
     def __init__(self, driver: str, url: str, *, clock: Clock, channel: int = 0,
                  timeout_s: float = 2.0, username: str | None = None,
                  password: str | None = None, plausible: RangesLike | None = None) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+        target = HttpTarget.from_url(url)
         self.driver = driver
         self.port = url
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._tcp_port = parts.port
-        self._prefix = parts.path.rstrip("/")
+        self._https = target.https
+        self._host = target.host
+        self._tcp_port = target.port
+        self._prefix = target.base_path
         self.clock = clock
         self.channel = channel
         self.timeout_s = timeout_s
