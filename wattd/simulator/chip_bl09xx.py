@@ -26,12 +26,11 @@ from wattd.protocols.bl09xx import (
 )
 from wattd.protocols.bl0940 import BL0940Decoder
 from wattd.protocols.bl0942 import BL0942Decoder
-from wattd.simulator.power_profile import PowerSource
+from wattd.simulator.power_profile import EnergyIntegrator, PowerSource
 
 CHIP_CLASSES: dict[str, type[BL09xxDecoder]] = {"bl0940": BL0940Decoder,
                                                  "bl0942": BL0942Decoder}
 ANSWER_DELAY_S = 0.002  # the chip starts answering a couple of ms after the request
-_SUBSTEP_S = 0.05
 
 
 class PolledChipModel:
@@ -54,25 +53,18 @@ class PolledChipModel:
         self.silent = False
         self.polls = 0
         self.answers = 0
-        self.energy_j = 0.0
+        self._energy = EnergyIntegrator(power)
         self._counts_per_j = abs(self.codec.references.energy) / J_PER_KWH
-        self._cf = float(cf_start)
-        self._t_s: float | None = None
+        self._cf_start = cf_start
         self._pending = bytearray()
         self._rng = random.Random(seed)  # noqa: S311 - simulation noise, not security
 
+    @property
+    def energy_j(self) -> float:
+        return self._energy.energy_j
+
     def _advance(self, t_s: float) -> None:
-        if self._t_s is None:
-            self._t_s = t_s
-            return
-        t = self._t_s
-        while t < t_s:
-            step = min(_SUBSTEP_S, t_s - t)
-            joules = self.power.power_at(t + step / 2) * step
-            self.energy_j += joules
-            self._cf += joules * self._counts_per_j
-            t += step
-        self._t_s = max(self._t_s, t_s)
+        self._energy.advance(t_s)
 
     def answer_at(self, t_s: float) -> bytes:
         """The full packet the chip would send at ``t_s``."""
@@ -81,8 +73,9 @@ class PolledChipModel:
         voltage = self.voltage_v + self._rng.gauss(0.0, self.voltage_noise_v)
         current = power / (voltage * self.power_factor) if voltage > 0 else 0.0
         self.answers += 1
+        cf = int(self._cf_start + self._energy.energy_j * self._counts_per_j)
         return encode_answer(self.codec, voltage_v=voltage, current_a=current, power_w=power,
-                             cf_cnt=int(self._cf) % CF_CNT_MODULO,
+                             cf_cnt=cf % CF_CNT_MODULO,
                              frequency_hz=self.frequency_hz)
 
     def receive(self, data: bytes, t_s: float) -> list[bytes]:

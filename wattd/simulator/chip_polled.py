@@ -14,27 +14,7 @@ import random
 
 from wattd.protocols import mcp39f511n as mcp
 from wattd.protocols import um
-from wattd.simulator.power_profile import PowerSource
-
-_SUBSTEP_S = 0.05
-
-
-class _Integrator:
-    def __init__(self, power: PowerSource) -> None:
-        self.power = power
-        self.energy_j = 0.0
-        self._t_s: float | None = None
-
-    def advance(self, t_s: float) -> None:
-        if self._t_s is None:
-            self._t_s = t_s
-            return
-        t = self._t_s
-        while t < t_s:
-            step = min(_SUBSTEP_S, t_s - t)
-            self.energy_j += self.power.power_at(t + step / 2) * step
-            t += step
-        self._t_s = max(self._t_s, t_s)
+from wattd.simulator.power_profile import EnergyIntegrator, PowerSource
 
 
 class MCP39F511NChipModel:
@@ -53,7 +33,7 @@ class MCP39F511NChipModel:
         self.silent = False
         self.corrupt = False
         self.polls = 0
-        self._energy = _Integrator(power)
+        self._energy = EnergyIntegrator(power)
         self._pending = bytearray()
         self._pointer = 0
         self._rng = random.Random(seed)  # noqa: S311 - simulation noise, not security
@@ -130,7 +110,7 @@ class UMChipModel:
         self.silent = False
         self.corrupt = False
         self.polls = 0
-        self._energy = _Integrator(power)
+        self._energy = EnergyIntegrator(power)
         self._t0: float | None = None
 
     @property

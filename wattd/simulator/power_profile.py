@@ -100,3 +100,28 @@ def _parse_step(line: str) -> tuple[float, float | None]:
     if parts[1].lower() == "loop":
         return float(parts[0]), None
     return float(parts[0]), float(parts[1])
+
+
+SUBSTEP_S = 0.05
+
+
+class EnergyIntegrator:
+    """The energy a simulated chip has counted: power integrated from the first
+    time it was asked, in midpoint steps of at most SUBSTEP_S (a step change of
+    the profile is followed closely enough for any counter the chips keep)."""
+
+    def __init__(self, power: PowerSource) -> None:
+        self.power = power
+        self.energy_j = 0.0
+        self._t_s: float | None = None
+
+    def advance(self, t_s: float) -> None:
+        if self._t_s is None:
+            self._t_s = t_s
+            return
+        t = self._t_s
+        while t < t_s:
+            step = min(SUBSTEP_S, t_s - t)
+            self.energy_j += self.power.power_at(t + step / 2) * step
+            t += step
+        self._t_s = max(self._t_s, t_s)
