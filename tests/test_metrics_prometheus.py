@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -13,6 +15,7 @@ import pytest
 from tests.daemon_proc import DaemonProc, write_config
 from tests.ports import free_port
 from tests.prometheus_server import Prometheus
+from tests.test_markers_server import _non_loopback_ipv4
 from wattd.config.fleet import PrometheusConfig
 from wattd.errors import ConfigError
 from wattd.metrics.prometheus import PrometheusEndpoint, Snapshot, peer_allowed
@@ -77,3 +80,38 @@ def test_metrics_without_readings_export_no_fake_zero() -> None:
     assert "wattd_power_watts{" not in text
     assert "\nwattd_clock_synced " not in text  # unknown clock state: no sample
     assert 'wattd_journal_backlog_bytes{sink="db"} 12.0' in text
+
+
+def _http_get_from(source: str, host: str, port: int) -> bytes:
+    """A raw GET /metrics from a chosen source address; the whole answer."""
+    with socket.create_connection((host, port), timeout=10, source_address=(source, 0)) as conn:
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_a_scraper_outside_the_allow_list_gets_403_and_is_counted() -> None:
+    """The real endpoint on every address with an allow list: a peer outside it
+    (a non-loopback address of this host) is refused, loopback is served."""
+    outside = _non_loopback_ipv4()
+    if outside is None:
+        pytest.skip("this host has no non-loopback IPv4 address to connect from")
+    endpoint = PrometheusEndpoint(
+        PrometheusConfig(listen=f"0.0.0.0:{free_port()}", allow=["203.0.113.7/32"]),
+        lambda: Snapshot(meters={}, backlog_bytes={"db": 3}))
+    await endpoint.start()
+    try:
+        assert endpoint.address is not None
+        port = endpoint.address[1]
+        refused = await asyncio.to_thread(_http_get_from, outside, outside, port)
+        assert refused.startswith(b"HTTP/1.1 403")
+        assert b"wattd_journal_backlog_bytes" not in refused
+        assert endpoint.status()["forbidden"] == 1
+        served = await asyncio.to_thread(_http_get_from, "127.0.0.2", "127.0.0.1", port)
+        assert served.startswith(b"HTTP/1.1 200")
+        assert b'wattd_journal_backlog_bytes{sink="db"} 3.0' in served
+        assert endpoint.status()["forbidden"] == 1
+    finally:
+        await endpoint.stop()

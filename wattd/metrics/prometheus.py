@@ -179,13 +179,18 @@ class PrometheusEndpoint:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             peer = writer.get_extra_info("peername")
-            if not peer_allowed(str(peer[0]) if peer else "", self.allow):
-                self.counters["forbidden"] += 1
-                await self._answer(writer, 403, b"forbidden\n")
-                return
+            allowed = peer_allowed(str(peer[0]) if peer else "", self.allow)
+            # The request head is read even from a refused peer (bounded in time and
+            # size): closing on unread bytes would reset the connection and lose the 403.
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+                head = b""
+            if not allowed:
+                self.counters["forbidden"] += 1
+                await self._answer(writer, 403, b"forbidden\n")
+                return
+            if not head:
                 self.counters["bad_requests"] += 1
                 await self._answer(writer, 400, b"bad request\n")
                 return
