@@ -6,7 +6,10 @@ interpolated; before the first or after the last known reading it is held
 constant (that span is reported as ``extrapolated_s``). A run's energy is
 the exact integral of that signal over [start, stop]. ``samples``, ``min_w``
 and ``max_w`` describe the readings with start <= t < stop (the interpolated
-boundary powers when no reading falls inside).
+boundary powers when no reading falls inside). A run with no reading in
+[start, stop) and none on each side to interpolate between has no energy
+(:meth:`IntervalIntegrator.measured`): holding one outside reading over the
+whole run is not a measurement of it.
 """
 
 from __future__ import annotations
@@ -161,6 +164,19 @@ class IntervalIntegrator:
         """True once a reading at or after ``stop_ns`` has been added."""
         last_t = self.last_t_ns
         return last_t is not None and last_t >= stop_ns
+
+    def measured(self, stop_ns: int) -> bool:
+        """Whether the power over [start, stop] rests on readings: one stamped
+        in [start, stop), or one on each side of the run to interpolate
+        between. False with no reading at all and with power held from one
+        side only (the last reading before the start, or the first after the
+        stop): that run has no energy to report, never 0 J."""
+        hist = self._hist
+        if not hist:
+            return False
+        if self._truncated or hist[0][0] < max(stop_ns, self.start_ns):
+            return True
+        return self._before is not None
 
     def result(self, stop_ns: int) -> EnergyResult:
         """The integral over [start, stop]. Raises ValueError if no reading was

@@ -117,6 +117,12 @@ class Run:
     def mean_w(self) -> float | None:
         return self.result.get("mean_w")
 
+    @property
+    def no_readings(self) -> list[str]:
+        """Meters the run has no energy for (no reading measured them); with
+        any, ``energy_j`` and ``mean_w`` are None."""
+        return [] if self.reply is None else self.reply.no_readings
+
 
 def run(name: str, *, to: str | None = None, meter: str | None = None,
         secret_file: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,

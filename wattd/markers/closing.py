@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from wattd.energy import EnergyResult
 from wattd.markers.events import Notice, RunClosed, SourceAddress, StopResult
 from wattd.markers.intervals import Interval
-from wattd.markers.points import NO_ENERGY, run_line
+from wattd.markers.points import run_line
 
 # clock_step(start_boot_ns, stop_boot_ns) -> True if the realtime clock stepped in between.
 ClockStepFn = Callable[[int, int], bool]
@@ -43,7 +43,8 @@ class _WaitingStop:
     sender: SourceAddress | None
     intervals: list[Interval]
     deadline_boot: int
-    results: dict[int, tuple[Interval, EnergyResult, float | None]] = field(default_factory=dict)
+    results: dict[int, tuple[Interval, EnergyResult | None, float | None]] = field(
+        default_factory=dict)
 
 
 class StopBook:
@@ -80,7 +81,7 @@ class StopBook:
         closing = self._closing.get(interval.meter, [])
         if interval in closing:
             closing.remove(interval)
-        return self._line(interval, NO_ENERGY, None, aborted=True)
+        return self._line(interval, None, None, aborted=True)
 
     def closing_on(self, meter: str) -> list[Interval]:
         return self._closing.get(meter, [])
@@ -120,7 +121,7 @@ class StopBook:
                 if now_boot >= recv_boot + self.stop_wait_ns:
                     timed_out.add(id(interval))
         names = [meter] if meter is not None else list(self._closing)
-        done: dict[int, tuple[EnergyResult, float | None]] = {}
+        done: dict[int, tuple[EnergyResult | None, float | None]] = {}
         for name in names:
             still: list[Interval] = []
             for interval in self._closing.get(name, []):
@@ -151,9 +152,14 @@ class StopBook:
                 orphans.append((interval, recv_boot))
         self._orphans = orphans
 
-    def _finish(self, interval: Interval) -> tuple[EnergyResult, float | None]:
+    def _finish(self, interval: Interval) -> tuple[EnergyResult | None, float | None]:
+        """The interval's energy and counter energy; (None, None) when no
+        reading measured it (no energy at all, never 0 J)."""
         assert interval.stop_boot_ns is not None
         energy = interval.energy(interval.stop_boot_ns)
+        if energy is None:
+            self.counters["stops_no_readings"] = self.counters.get("stops_no_readings", 0) + 1
+            return None, None
         if energy.extrapolated_s > 0 and not interval.covers_stop():
             self.counters["stops_extrapolated"] += 1
         return energy, interval.counter.result(interval.stop_boot_ns)
@@ -162,7 +168,7 @@ class StopBook:
         stop_boot = interval.stop_boot_ns if interval.stop_boot_ns is not None else 0
         return self.clock_step is not None and self.clock_step(interval.start_boot_ns, stop_boot)
 
-    def _line(self, interval: Interval, energy: EnergyResult, counter: float | None, *,
+    def _line(self, interval: Interval, energy: EnergyResult | None, counter: float | None, *,
               aborted: bool = False) -> str:
         return run_line(interval, energy, counter, clock_step=self._stepped(interval),
                         aborted=aborted)
@@ -170,22 +176,32 @@ class StopBook:
     def _complete(self, stop: _WaitingStop) -> None:
         results = list(stop.results.values())
         lines = [self._line(interval, energy, counter) for interval, energy, counter in results]
-        total_j = sum((energy.energy_j for _, energy, _ in results), 0.0)
-        duration = max(0.0, *(energy.duration_s for _, energy, _ in results))
-        counters = [counter for _, _, counter in results if counter is not None]
-        per_meter = tuple((i.meter, e.energy_j) for i, e, _ in results)
+        measured = [(i, e, c) for i, e, c in results if e is not None]
+        missing = tuple(i.meter for i, e, _ in results if e is None)
+        duration = max(0.0, *(i.duration_s(i.stop_boot_ns or i.start_boot_ns)
+                              for i, _, _ in results))
+        total_j: float | None = None
+        max_w: float | None = None
+        counter_j: float | None = None
+        if not missing:  # a sum missing a meter was not measured: none at all
+            total_j = sum((e.energy_j for _, e, _ in measured), 0.0)
+            max_w = sum((e.max_w for _, e, _ in measured), 0.0)
+            counters = [c for _, _, c in measured if c is not None]
+            counter_j = sum(counters, 0.0) if counters else None
+        per_meter = tuple((i.meter, e.energy_j) for i, e, _ in measured)
         self.counters["runs_closed"] += 1
         result = StopResult(
             energy_j=total_j, duration_s=duration,
-            mean_w=total_j / duration if duration > 0 else 0.0,
-            max_w=sum((energy.max_w for _, energy, _ in results), 0.0),
-            samples=sum(energy.samples for _, energy, _ in results),
-            counter_energy_j=sum(counters, 0.0) if counters else None,
-            extrapolated_s=max(e.extrapolated_s for _, e, _ in results),
+            mean_w=None if total_j is None else total_j / duration if duration > 0 else 0.0,
+            max_w=max_w,
+            samples=sum(e.samples for _, e, _ in measured),
+            counter_energy_j=counter_j,
+            extrapolated_s=max((e.extrapolated_s for _, e, _ in measured), default=0.0),
             gap_s=max(i.gap_s(i.stop_boot_ns or i.start_boot_ns) for i, _, _ in results),
-            per_meter_j=per_meter if len(per_meter) > 1 else (),
+            per_meter_j=per_meter if len(results) > 1 else (),
             clock_step=self.clock_step is not None and any(
                 self.clock_step(i.start_boot_ns, i.stop_boot_ns or i.start_boot_ns)
-                for i, _, _ in results))
+                for i, _, _ in results),
+            no_readings=missing)
         closed = RunClosed(stop.name, stop.phase, result, msg_id=stop.msg_id)
         self._completions.append(Completion(lines, closed, stop.sender))

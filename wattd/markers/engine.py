@@ -113,7 +113,7 @@ class RunEngine:
         self.recent = field_verbs.RecentRuns(self.settings.result_window_ns)  # for a late `result`
         self.counters: dict[str, int] = {"accepted": 0, "refused": 0, "runs_closed": 0,
                                          "runs_aborted": 0, "auto_aborted": 0, "skew_warned": 0,
-                                         "stops_extrapolated": 0}
+                                         "stops_extrapolated": 0, "stops_no_readings": 0}
         self._book = StopBook(self.settings.stop_wait_ns, clock_step, self.counters)
         self._notice: Notice | None = None
         self._readings_pushed = 0

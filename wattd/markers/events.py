@@ -49,18 +49,24 @@ class SourceAddress:
 
 @dataclass(frozen=True, slots=True)
 class StopResult:
-    """A closed run's (or phase's) energy, summed over its meters."""
+    """A closed run's (or phase's) energy, summed over its meters.
 
-    energy_j: float
+    A meter no reading measured over the run is named in ``no_readings``
+    and has no energy: it is left out of ``per_meter_j``, and the sums
+    (``energy_j``, ``mean_w``, ``max_w``, ``counter_energy_j``) are None,
+    since a total missing a meter was not measured either."""
+
+    energy_j: float | None
     duration_s: float
-    mean_w: float
-    max_w: float
+    mean_w: float | None
+    max_w: float | None
     samples: int
     counter_energy_j: float | None = None
     extrapolated_s: float = 0.0
     gap_s: float = 0.0
     per_meter_j: tuple[tuple[str, float], ...] = ()  # only with several meters
     clock_step: bool = False
+    no_readings: tuple[str, ...] = ()  # meters with no energy (no reading measured them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,13 +171,24 @@ def reply_text(reply: wire.Reply) -> str:
 
 
 def stop_total(result: FanoutResult) -> str:
-    """``total energy_j=... meters=... daemons=...`` over the ok stop replies."""
+    """``total energy_j=... meters=... daemons=...`` over the ok stop replies.
+    A meter without readings (``no_readings=``) leaves the total unknown: the
+    line then has no ``energy_j`` and names those meters in ``no_readings=``."""
     energy = 0.0
     meters = 0
+    missing: list[str] = []
     for _, reply in result.ok:
         per_meter = [k for k in reply.fields if k.startswith("energy_j.")]
-        meters += len(per_meter) or 1
-        energy += float(reply.fields.get("energy_j", "nan"))
+        silent = reply.no_readings
+        missing += silent
+        meters += len(per_meter) + len(silent) if per_meter else max(1, len(silent))
+        if "energy_j" in reply.fields:
+            energy += float(reply.fields["energy_j"])
+        elif not silent:
+            energy = float("nan")
+    if missing:
+        return (f"total meters={meters} daemons={len(result.ok)} "
+                f"no_readings={wire.join_meters(missing)}")
     return f"total energy_j={energy:.9g} meters={meters} daemons={len(result.ok)}"
 
 

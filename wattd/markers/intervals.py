@@ -115,14 +115,18 @@ class Interval:
     def covers_stop(self) -> bool:
         return self.stop_boot_ns is not None and self.integrator.covers(self.stop_boot_ns)
 
-    def energy(self, stop_boot_ns: int) -> EnergyResult:
+    def energy(self, stop_boot_ns: int) -> EnergyResult | None:
+        """The energy over [start, stop]; None when no reading measured it
+        (:meth:`~wattd.energy.IntervalIntegrator.measured`): never 0 J."""
+        if not self.integrator.measured(stop_boot_ns):
+            return None
         try:
             return self.integrator.result(stop_boot_ns)
-        except ValueError:
-            duration_ns = max(0, stop_boot_ns - self.start_boot_ns)
-            return EnergyResult(energy_j=0.0, duration_s=duration_ns / NS, mean_w=0.0,
-                                min_w=0.0, max_w=0.0, samples=0,
-                                extrapolated_s=duration_ns / NS)
+        except ValueError:  # the stop is older than the retained history
+            return None
+
+    def duration_s(self, stop_boot_ns: int) -> float:
+        return max(0, stop_boot_ns - self.start_boot_ns) / NS
 
     def gap_s(self, stop_boot_ns: int) -> float:
         total = 0

@@ -202,8 +202,12 @@ def _stop_fields(event: RunClosed) -> list[tuple[str, object]]:
     fields: list[tuple[str, object]] = []
     if event.phase is not None:
         fields.append(("phase", event.phase))
-    fields += [("energy_j", result.energy_j), ("duration_s", result.duration_s),
-               ("mean_w", result.mean_w), ("max_w", result.max_w), ("samples", result.samples)]
+    # A sum missing a meter is left out, never sent as 0 (the meters are in no_readings).
+    fields += [(key, value) for key, value in (("energy_j", result.energy_j),
+                                               ("duration_s", result.duration_s),
+                                               ("mean_w", result.mean_w),
+                                               ("max_w", result.max_w)) if value is not None]
+    fields.append(("samples", result.samples))
     if result.counter_energy_j is not None:
         fields.append(("counter_energy_j", result.counter_energy_j))
     if result.extrapolated_s > 0:
@@ -211,6 +215,8 @@ def _stop_fields(event: RunClosed) -> list[tuple[str, object]]:
     if result.gap_s > 0:
         fields.append(("gap_s", result.gap_s))
     fields += [(f"energy_j.{meter}", energy_j) for meter, energy_j in result.per_meter_j]
+    if result.no_readings:
+        fields.append(("no_readings", wire.join_meters(result.no_readings)))
     if result.clock_step:
         fields.append(("clock_step", "true"))
     return fields

@@ -37,7 +37,7 @@ SCHEMA_NAMES = frozenset((
     "meter", "run", "phase", "verb", "source", "text", "skew_ms",
     "power_w", "voltage_v", "current_a", "apparent_va", "power_factor", "energy_j",
     "clock_synced", "duration_s", "mean_w", "min_w", "max_w", "samples", "start_ns",
-    "counter_energy_j", "gap_s", "extrapolated_s", "aborted", "clock_step",
+    "counter_energy_j", "gap_s", "extrapolated_s", "aborted", "clock_step", "no_readings",
 ))
 # The one text-valued key each field verb may carry (a tag of its point).
 FIELD_TEXT_KEYS = {"result": "tool", "sample": "target"}
@@ -310,6 +310,29 @@ class Reply:
 
     def number(self, key: str) -> float:
         return float(self.fields[key])
+
+    @property
+    def no_readings(self) -> list[str]:
+        """The meters a ``stop`` reply names in ``no_readings=`` (no energy)."""
+        return split_meters(self.fields.get("no_readings", ""))
+
+
+def join_meters(meters: Iterable[str]) -> str:
+    """Meter names as one reply value, comma-separated (a comma or ``%`` in a
+    name is percent-encoded within the list)."""
+    return ",".join(m.replace("%", "%25").replace(",", "%2C") for m in meters)
+
+
+def split_meters(text: str) -> list[str]:
+    """The inverse of :func:`join_meters`."""
+    out = []
+    for item in text.split(","):
+        if item:
+            try:
+                out.append(decode_value(item))
+            except MarkerInputError:
+                out.append(item)  # a damaged escape: the name as sent
+    return out
 
 
 def parse_reply(data: bytes) -> Reply:

@@ -33,8 +33,13 @@ class LastRuns:
                 continue
             meter, run = point.tags.get("meter"), point.tags.get("run")
             energy = point.fields.get("energy_j")
-            if meter and run and "phase" not in point.tags and isinstance(energy, float):
+            if not meter or not run or "phase" in point.tags:
+                continue
+            if isinstance(energy, float):
                 self.by_meter[meter] = (run, energy)
+            elif point.fields.get("no_readings") is True:
+                # The meter's last run has no energy: no figure (never the one before).
+                self.by_meter.pop(meter, None)
 
 
 def _section(status: Mapping[str, object], key: str) -> Mapping[str, object]:

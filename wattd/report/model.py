@@ -8,6 +8,11 @@ Decisions where the spec is silent (also in the README):
 - Statistics use closed, complete runs only: open runs (no stop), aborted
   runs, runs flagged ``clock_step``, phases and the baseline itself are listed
   but kept out of groups.
+- A run no reading measured (``no_readings``: none in [start, stop) and none
+  on each side to interpolate between) has no energy, never 0 J: it is listed
+  with ``-`` and the flag ``no_readings``, kept out of its group's statistics
+  (``n`` counts measured runs only) and counted in the group's
+  ``no_readings`` (and a note), so a left-out run is never silent.
 - ``--baseline RUN`` is a run name (every run of that name, pooled as total
   energy / total duration per meter) or, failing that, a group name.
 - Comparisons pair groups of repeated runs (n >= 2 each, so that every ratio
@@ -72,6 +77,7 @@ class RunRow:
     load: RunLoad | None = None  # wattd_result / wattd_latency of the run
     cpu: RunCpu | None = None  # wattd_cpu over the run
     cpu_s_per_unit: float | None = None
+    left_out_of: str | None = None  # the group a run without readings would be in
 
     def result(self, key: str) -> float | None:
         return None if self.load is None else self.load.results.get(key)
@@ -110,6 +116,8 @@ class RunRow:
             out["clock_step"] = True
         if r.is_open:
             out["open"] = True
+        if r.no_readings:
+            out["no_readings"] = True
         return out
 
     def metric(self, name: str) -> float | None:
@@ -128,6 +136,7 @@ class Group:
     rows: list[RunRow]
     energy: Summary
     figures: dict[str, Summary] = field(default_factory=dict)  # metric -> summary
+    no_readings: int = 0  # runs of the group left out: no reading measured them
 
     def values(self, metric: str) -> list[float]:
         out = [row.metric(metric) for row in self.rows]
@@ -266,19 +275,20 @@ def build_report(scan: ScanResult, options: ReportOptions, journal: str = "",
             notes.append(f"run {record.run} on meter {record.meter}: the baseline has no "
                          "reading on that meter, no net energy")
         row.excluded_because = _exclusion(row, options)
+        name = (record.tags.get(options.group_by) if options.group_by is not None
+                else group_name(record.run))
         if row.excluded_because is None:
-            if options.group_by is not None:
-                row.group = record.tags.get(options.group_by)
-                if row.group is None:
-                    row.excluded_because = f"no '{options.group_by}' tag"
-            else:
-                row.group = group_name(record.run)
+            row.group = name
+            if name is None:
+                row.excluded_because = f"no '{options.group_by}' tag"
+        elif record.no_readings and _exclusion(row, options, measured=True) is None:
+            row.left_out_of = name  # would be in that group: counted there
         rows.append(row)
 
     if experiment is not None and experiment.stats.bad_lines:
         notes.append(f"{experiment.stats.bad_lines} wattd_result/wattd_latency/wattd_cpu "
                      "line(s) without what they need (run, numbers, q) skipped")
-    groups = _groups(rows)
+    groups = _groups(rows, notes)
     comparisons = _comparisons(groups) if options.per_meter_comparisons else []
     notes.extend(_row_notes(rows))
     grouping = "name" if options.group_by is None else f"tag {options.group_by}"
@@ -296,11 +306,13 @@ def _attach(row: RunRow, experiment: ExperimentData, starts: list[int]) -> None:
         row.cpu = experiment.cpu_of(r.run, r.start_ns, stop_ns)
 
 
-def _exclusion(row: RunRow, options: ReportOptions) -> str | None:
+def _exclusion(row: RunRow, options: ReportOptions, *, measured: bool = False) -> str | None:
+    """Why a row stays out of groups (None: it is in one); with ``measured``,
+    why it would even if it had readings."""
     r = row.record
     if r.phase is not None:
         return "phase"
-    if r.result is None:
+    if r.result is None and not measured:
         return r.note or "no readings"
     if r.is_open:
         return "open (no stop in the journal)"
@@ -329,15 +341,24 @@ def _row_notes(rows: list[RunRow]) -> list[str]:
     return notes
 
 
-def _groups(rows: list[RunRow]) -> list[Group]:
+def _groups(rows: list[RunRow], notes: list[str]) -> list[Group]:
     order: dict[tuple[str, str], list[RunRow]] = {}
+    silent: dict[tuple[str, str], int] = {}
     for row in rows:
         if row.group is not None:
             order.setdefault((row.group, row.record.meter), []).append(row)
+        elif row.left_out_of is not None:
+            key = (row.left_out_of, row.record.meter)
+            silent[key] = silent.get(key, 0) + 1
+    for (name, meter), count in silent.items():
+        kept = len(order.get((name, meter), []))
+        notes.append(f"group {name} on meter {meter}: {count} run(s) without readings left "
+                     f"out of the statistics (n={kept} measured run(s))")
     groups = []
     for (name, meter), members in order.items():
         energies = [m.record.result.energy_j for m in members if m.record.result is not None]
-        group = Group(name, meter, members, summarize(energies))
+        group = Group(name, meter, members, summarize(energies),
+                      no_readings=silent.get((name, meter), 0))
         for metric in ALL_METRICS:
             values = [m.metric(metric) for m in members]
             if all(v is not None for v in values):

@@ -22,6 +22,8 @@ class RunRecord:
     result: EnergyResult | None = None
     integrated_to_ns: int | None = None  # the stop time, or the last reading of an open run
     note: str | None = None
+    # No reading measured it (wattd.energy.IntervalIntegrator.measured): no energy, never 0 J.
+    no_readings: bool = False
     # From the daemon's own wattd_run point, when journaled.
     counter_energy_j: float | None = None
     daemon_energy_j: float | None = None

@@ -17,6 +17,11 @@ Decisions where the spec is silent:
   that started after the meter's first run is listed for that run as
   ``missing`` (no energy, never 0): its daemon did not answer, or did not
   deliver.
+- A ``wattd_run`` point with ``no_readings`` (or, from a daemon before that
+  field, ``samples=0`` with the power held over the whole run:
+  ``extrapolated_s`` = ``duration_s`` > 0, its ``energy_j`` was never
+  measured) has no energy: the run is listed as ``no_readings`` and kept out
+  of the statistics, as in the journal report.
 """
 
 from __future__ import annotations
@@ -218,7 +223,10 @@ def record_from_point(point: RunPoint, hosts: dict[str, str]) -> RunRecord | Non
                        counter_energy_j=_number(f, "counter_energy_j"),
                        integrated_to_ns=point.t_ns)
     energy = _number(f, "energy_j")
-    if energy is not None and not aborted:
+    if not aborted and _no_readings(f):
+        record.no_readings = True
+        record.note = "no readings during the run: no energy"
+    elif energy is not None and not aborted:
         duration = _number(f, "duration_s") or 0.0
         mean = _number(f, "mean_w")
         record.result = EnergyResult(
@@ -232,6 +240,16 @@ def record_from_point(point: RunPoint, hosts: dict[str, str]) -> RunRecord | Non
     elif start is None:
         record.note = "wattd_run point without energy_j or start_ns"
     return record
+
+
+def _no_readings(f: dict[str, float | int | bool]) -> bool:
+    """No reading measured the run (VictoriaMetrics stores ``true`` as 1)."""
+    if f.get("no_readings"):
+        return True
+    duration = _number(f, "duration_s")
+    held = _number(f, "extrapolated_s")
+    return (_number(f, "samples") == 0 and duration is not None and duration > 0
+            and held is not None and held >= duration * (1 - 1e-9))
 
 
 def missing_records(records: list[RunRecord]) -> list[RunRecord]:

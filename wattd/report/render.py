@@ -59,7 +59,7 @@ def run_table(report: Report) -> tuple[list[str], list[list[str]]]:
             if has_net:
                 cells.append(fmt(row.net_energy_per_unit_j))
         flags = _flag_text(row)
-        if row.status == "no data":
+        if row.status == "no data" and not row.record.no_readings:
             flags = (flags + " " + (row.record.note or "no readings")).strip()
         cells.append(flags)
         body.append(cells)
@@ -120,6 +120,9 @@ def group_table(report: Report) -> tuple[list[str], list[list[str]]]:
     extra = sorted({_best_metric(g) for g in report.groups} - {"energy_j"},
                    key=METRICS.index)
     header = ["group", "meter", "n", "mean_J", "stdev_J", "rel_stdev", "ci95_J"]
+    silent = any(g.no_readings for g in report.groups)
+    if silent:
+        header.insert(3, "no_readings")  # runs left out: no reading measured them
     for m in extra:
         header += [f"mean {short[m]}", "rel", "ci95"]
     load = [m for m in LOAD_METRICS if any(g.has(m) for g in report.groups)]
@@ -129,6 +132,8 @@ def group_table(report: Report) -> tuple[list[str], list[list[str]]]:
     body = []
     for g in report.groups:
         cells = [g.group, g.meter, str(g.energy.n), *_figure(g.energy)]
+        if silent:
+            cells.insert(3, str(g.no_readings))
         for m in extra:
             if g.has(m):
                 mean, _, rel, half = _figure(g.figures[m])

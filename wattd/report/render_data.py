@@ -93,6 +93,8 @@ def group_json(group: Group) -> dict[str, Any]:
         "ci95_high_j": s.ci95_high,
         "meter": group.meter,
         "runs": [row.record.run for row in group.rows],
+        # Runs of the group left out of n and every figure: no reading measured them.
+        "no_readings": group.no_readings,
     }
     for metric, summary in group.figures.items():
         if metric != "energy_j":

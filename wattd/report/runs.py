@@ -27,6 +27,7 @@ from wattd.report.records import RunRecord, ScanStats
 # until markers are in, so in practice only the bracketing one is needed).
 _RECENT = 512
 _PLOT_POINTS = 4000  # per run and meter, decimated
+NO_READINGS_NOTE = "no readings during the run: no energy"
 
 
 def as_float(value: FieldValue | None) -> float | None:
@@ -200,11 +201,16 @@ class RunTracking:
     def _resolve(self, tr: _Tracker, stop_ns: int) -> None:
         record = tr.record
         record.integrated_to_ns = stop_ns
-        try:
-            record.result = tr.integ.result(stop_ns)
-        except ValueError as exc:
-            record.note = ("no readings" if "no reading" in str(exc)
-                           else "the stop marker came too late in the journal to integrate")
+        if not tr.integ.measured(stop_ns):
+            # As the daemon decides it: no reading in [start, stop) and none on
+            # each side to interpolate between, so no energy (never 0 J).
+            record.no_readings = True
+            record.note = NO_READINGS_NOTE
+        else:
+            try:
+                record.result = tr.integ.result(stop_ns)
+            except ValueError:
+                record.note = "the stop marker came too late in the journal to integrate"
         if record.plot is not None:
             record.plot = [(t, p) for t, p in record.plot if t <= stop_ns]
 
@@ -261,6 +267,7 @@ class RunTracking:
                 elif state.last_t is not None and state.last_t > record.start_ns:
                     self._resolve(tr, state.last_t)  # open: up to the last reading
                 else:
+                    record.no_readings = True
                     record.note = "no readings since the start"
             state.active = []
         notes = self.stats.notes
