@@ -211,3 +211,22 @@ def test_add_equals_reference(readings: list[tuple[int, float]], sort: bool, his
         fast.add(t, p)
         ref.add(t, p)
         assert repr(_state(fast)) == repr(_state(ref))
+
+
+def test_measured_needs_a_reading_inside_or_one_on_each_side() -> None:
+    def integ(readings: list[tuple[int, float]]) -> IntervalIntegrator:
+        out = IntervalIntegrator(10 * S)
+        for t, p in readings:
+            out.add(t, p)
+        return out
+
+    assert not integ([]).measured(12 * S)  # no reading at all
+    assert not integ([(9 * S, 5.0)]).measured(12 * S)  # held from before the start only
+    assert not integ([(13 * S, 5.0)]).measured(12 * S)  # held from after the stop only
+    assert integ([(9 * S, 5.0), (13 * S, 5.0)]).measured(12 * S)  # interpolated across
+    assert integ([(10 * S, 5.0)]).measured(12 * S)  # a reading at the start is inside
+    assert integ([(11 * S, 5.0)]).measured(12 * S)  # readings stopping part-way count
+    assert not integ([(12 * S, 5.0)]).measured(12 * S)  # at the stop only: held backwards
+    # What the result says for each is unchanged (extrapolated_s tells the held span).
+    held = integ([(9 * S, 5.0)]).result(12 * S)
+    assert (held.samples, held.extrapolated_s) == (0, 2.0)

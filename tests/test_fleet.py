@@ -140,6 +140,48 @@ def test_a_meter_without_its_wattd_run_point_is_missing_not_zero(
     assert "pi2" in table.stdout.split("Totals per run")[1]
 
 
+def test_runs_without_readings_are_missing_data_left_out_of_the_statistics(
+        influxdb_server: InfluxDB1, influx_db: str, victoria_server: VictoriaMetrics) -> None:
+    import urllib.request
+
+    s = 1_000_000_000
+    t0 = 1_700_000_000 * s
+    lines = []
+    for i, energy in enumerate((50.0, 60.0, 70.0, None, 0.0)):
+        start = t0 + i * 100 * s
+        fields: dict[str, float | int | bool] = {"duration_s": 10.0, "start_ns": start}
+        if energy is None:  # today's daemon: no energy fields, the flag
+            fields.update(samples=0, gap_s=10.0, no_readings=True)
+        elif energy == 0.0:  # an older daemon's held "0 J" of a run with no reading
+            fields.update(energy_j=0.0, mean_w=0.0, min_w=0.0, max_w=0.0, samples=0,
+                          extrapolated_s=10.0, gap_s=10.0)
+        else:
+            fields.update(energy_j=energy, mean_w=energy / 10, min_w=1.0, max_w=9.0,
+                          samples=100)
+        lines.append(format_line("wattd_run", {"run": f"b-{i + 1}", "meter": "pi1"}, fields,
+                                 start + 10 * s))
+    status, _ = influxdb_server.write(influx_db, "\n".join(lines))
+    assert status == 204
+    req = urllib.request.Request(f"{victoria_server.url}/write?db={influx_db}",
+                                 data="\n".join(lines).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 204
+    victoria_server.flush()
+    for url in (influxdb_server.url, victoria_server.url):
+        doc = report_json("--influx", url, "--database", influx_db)
+        runs = {r["run"]: r for r in doc["runs"]}
+        for name in ("b-4", "b-5"):
+            assert runs[name]["energy_j"] is None, (url, runs[name])
+            assert runs[name]["flags"]["no_readings"] is True, url
+            assert runs[name]["group"] is None
+        (group,) = doc["groups"]
+        assert (group["n"], group["no_readings"]) == (3, 2), url
+        assert group["mean_energy_j"] == pytest.approx(60.0), url
+        totals = {t["run"]: t for t in doc["totals"]}
+        assert totals["b-4"]["energy_j"] is None
+        assert totals["b-5"]["energy_j"] is None
+
+
 def test_report_from_an_unreachable_or_empty_database_fails_clearly(
         influxdb_server: InfluxDB1, influx_db: str) -> None:
     out = wattd("report", "--influx", f"http://127.0.0.1:{free_port()}", "--database", "x")

@@ -207,3 +207,81 @@ def test_reopen_counts_gap() -> None:
     assert abs(reply.number("energy_j") - 21 * 20.0) < 1e-6
     assert reply.number("gap_s") > 18.0
     assert parse_line(done.lines[0]).tags["k"] == "v"
+
+
+def _closed(engine: RunEngine, stop_text: str, stop_boot: int) -> tuple[Reply, list[object]]:
+    """Stop, let the stop wait expire, and return the reply and wattd_run points."""
+    handle(engine, stop_text, stop_boot)
+    engine.poll(OFFSET + stop_boot + 10 * NS, stop_boot + 10 * NS)
+    comps = engine.take_completions()
+    (reply,) = [reply_of(c) for c in comps if c.event]
+    return reply, [parse_line(line) for c in comps for line in c.lines]
+
+
+def test_a_run_without_a_reading_has_no_energy_never_zero() -> None:
+    engine = RunEngine(["m1"], EngineSettings(stop_wait_ns=NS))
+    handle(engine, "start silent", NS)  # the meter's port delivers nothing
+    reply, (point,) = _closed(engine, "stop silent", 3 * NS + 400 * MS)
+    assert reply.ok
+    for key in ("energy_j", "mean_w", "max_w", "extrapolated_s", "counter_energy_j"):
+        assert key not in reply.fields, reply
+    assert reply.fields["no_readings"] == "m1"
+    assert reply.no_readings == ["m1"]
+    assert reply.number("samples") == 0
+    assert reply.number("duration_s") == 2.4
+    assert reply.number("gap_s") == 2.4  # readings were missing the whole run
+    assert "energy_j" not in point.fields
+    assert "mean_w" not in point.fields
+    assert point.fields["no_readings"] is True
+    assert point.fields["samples"] == 0
+    assert point.fields["duration_s"] == 2.4
+    assert engine.status()["stops_no_readings"] == 1
+
+
+def test_one_reading_before_the_start_held_over_the_run_is_no_measurement() -> None:
+    engine = RunEngine(["m1"], EngineSettings(stop_wait_ns=NS))
+    feed = Feed(engine, "m1")
+    feed.until(NS, 40.0)  # the last reading the meter delivered, then silence
+    handle(engine, "start held", 2 * NS)
+    reply, (point,) = _closed(engine, "stop held", 4 * NS)
+    assert "energy_j" not in reply.fields, reply
+    assert reply.no_readings == ["m1"]
+    assert point.fields["no_readings"] is True
+
+
+def test_readings_on_both_sides_but_none_inside_interpolate_as_before() -> None:
+    engine = RunEngine(["m1"])
+    feed = Feed(engine, "m1", period=2 * NS)
+    feed.until(4 * NS, 30.0)  # readings at 2 s and 4 s
+    handle(engine, "start short", 4 * NS + 500 * MS)
+    handle(engine, "stop short", 5 * NS + 500 * MS)
+    feed.until(6 * NS, 30.0)  # the 6 s reading brackets the stop
+    (done,) = engine.take_completions()
+    reply = reply_of(done)
+    assert abs(reply.number("energy_j") - 30.0) < 1e-9  # interpolated between 4 s and 6 s
+    assert "no_readings" not in reply.fields
+    assert reply.number("samples") == 0
+
+
+def test_two_meters_one_silent_the_other_keeps_its_energy() -> None:
+    engine = RunEngine(["a", "b"], EngineSettings(stop_wait_ns=NS))
+    feed = Feed(engine, "a")
+    feed.until(NS, 20.0)
+    handle(engine, "start pair", NS)
+    feed.until(3 * NS, 20.0)
+    handle(engine, "stop pair", 3 * NS)
+    feed.until(3 * NS + 200 * MS, 20.0)
+    engine.poll(OFFSET + 5 * NS, 5 * NS)
+    comps = engine.take_completions()
+    (reply,) = [reply_of(c) for c in comps if c.event]
+    assert abs(reply.number("energy_j.a") - 40.0) < 1e-6
+    assert "energy_j.b" not in reply.fields
+    assert reply.no_readings == ["b"]
+    # The total would miss b: it was not measured either.
+    assert "energy_j" not in reply.fields
+    assert "mean_w" not in reply.fields
+    points = {p.tags["meter"]: p for c in comps for p in map(parse_line, c.lines)}
+    assert abs(points["a"].fields["energy_j"] - 40.0) < 1e-6
+    assert "no_readings" not in points["a"].fields
+    assert points["b"].fields["no_readings"] is True
+    assert "energy_j" not in points["b"].fields

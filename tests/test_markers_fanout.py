@@ -26,6 +26,17 @@ def test_stop_total_counts_meters_of_multi_meter_daemons_and_skips_errors() -> N
     assert stop_total(result) == "total energy_j=40.5 meters=3 daemons=2"
 
 
+def test_stop_total_has_no_energy_when_a_meter_had_no_readings() -> None:
+    result = FanoutResult({
+        ("10.0.0.1", 40001): _reply("ok stop r energy_j=10.5 duration_s=1 id=a"),
+        ("10.0.0.2", 40002): _reply("ok stop r energy_j.m1=10 duration_s=1 samples=3 "
+                                    "no_readings=m2 id=a"),
+        ("10.0.0.3", 40003): _reply("ok stop r duration_s=1 samples=0 no_readings=m3 id=a"),
+    }, ignored=0, sends=1)
+    # Never a sum that counts the silent meters as 0 J.
+    assert stop_total(result) == "total meters=4 daemons=3 no_readings=m2,m3"
+
+
 def test_expectation_counts_or_names_daemons() -> None:
     assert Expectation.parse(None).count == 1
     assert Expectation.parse("3").count == 3

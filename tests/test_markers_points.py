@@ -40,3 +40,19 @@ def test_run_line_fields() -> None:
     assert aborted.fields["aborted"] is True
     assert "energy_j" not in aborted.fields
     assert aborted.fields["duration_s"] == 2.0
+
+
+def test_a_run_line_without_readings_has_no_energy_fields() -> None:
+    interval = Interval(meter="m1", run="r", phase=None, tags={}, start_rt_ns=10,
+                        start_boot_ns=0)
+    interval.stop_rt_ns, interval.stop_boot_ns = 2_400_000_010, 2_400_000_000
+    point = parse_line(run_line(interval, None, None, clock_step=False))
+    assert point.fields["no_readings"] is True
+    for key in ("energy_j", "mean_w", "min_w", "max_w", "extrapolated_s", "counter_energy_j"):
+        assert key not in point.fields
+    assert point.fields["samples"] == 0
+    assert point.fields["duration_s"] == 2.4
+    assert point.fields["gap_s"] == 2.4
+    assert "aborted" not in point.fields
+    aborted = parse_line(run_line(interval, None, None, clock_step=False, aborted=True))
+    assert "no_readings" not in aborted.fields  # an abort has no result at all

@@ -45,3 +45,36 @@ def test_segments_older_than_max_run_are_not_read(tmp_path: Path) -> None:
     assert runs == []
     assert start is not None
     assert start.segment == 2
+
+
+def test_a_reopened_run_that_never_gets_a_reading_has_no_energy(tmp_path: Path) -> None:
+    from wattd.energy import NS
+    from wattd.lineprotocol import parse_line
+    from wattd.markers.engine import RunEngine
+    from wattd.markers.events import SourceAddress
+    from wattd.markers.protocol import parse_message, parse_reply, send
+    from wattd.markers.restore import reopen_runs
+
+    b = JournalBuilder().readings("live", 0, 3, 0.5, power=8.0)
+    b.marker("start", "measured", 1, meter="live")
+    b.marker("start", "silent", 1, meter="dead")  # the dead meter never delivered
+    b.write(tmp_path)
+    engine = RunEngine(["live", "dead"])
+    now_rt, now_boot = ts(4), 4 * NS  # the daemon is back at 4 s, neither meter reads
+    reopened = reopen_runs(engine, str(tmp_path), ["live", "dead"], 86400.0, now_rt, now_boot)
+    assert sorted(r.run for r in reopened) == ["measured", "silent"]
+    sender = SourceAddress("127.0.0.1", 50000)
+    for name in ("measured", "silent"):
+        engine.handle(parse_message(f"stop {name}".encode()), sender, ts(5), 5 * NS)
+    engine.poll(ts(20), 20 * NS)  # the stop wait expires
+    comps = engine.take_completions()
+    replies = {r.name: r for r in (parse_reply(send(c.event)) for c in comps if c.event)}
+    assert replies["silent"].no_readings == ["dead"]
+    assert "energy_j" not in replies["silent"].fields
+    # The other run keeps the readings it had before the restart (held to the stop).
+    assert replies["measured"].number("energy_j") > 0
+    assert "no_readings" not in replies["measured"].fields
+    (silent,) = [p for c in comps for p in map(parse_line, c.lines)
+                 if p.tags["run"] == "silent"]
+    assert silent.fields["no_readings"] is True
+    assert "energy_j" not in silent.fields

@@ -115,3 +115,17 @@ async def test_a_scraper_outside_the_allow_list_gets_403_and_is_counted() -> Non
         assert endpoint.status()["forbidden"] == 1
     finally:
         await endpoint.stop()
+
+
+def test_a_last_run_without_readings_exports_no_energy() -> None:
+    from wattd.metrics.snapshot import LastRuns
+
+    runs = LastRuns()
+    runs.observe(['wattd_run,meter=pi,run=r1 energy_j=12.5,duration_s=2.0,start_ns=1i 3',
+                  'wattd_run,meter=pi,run=r2 duration_s=2.0,samples=0i,start_ns=4i,'
+                  'no_readings=true 6'])
+    endpoint = PrometheusEndpoint(PrometheusConfig(listen=f"127.0.0.1:{free_port()}"),
+                                  lambda: Snapshot(last_run_energy_j=dict(runs.by_meter)))
+    text = endpoint.render().decode()
+    # Neither a 0 for r2 nor r1's figure as if it were the last run's.
+    assert "wattd_last_run_energy_joules{" not in text

@@ -276,3 +276,50 @@ def test_no_journal_and_no_config_is_a_usage_error(tmp_path: Path,
     code, _, err = _run(capsys)
     assert code == 2
     assert "give --journal DIR or -c FILE" in err
+
+
+def test_a_run_without_readings_is_missing_data_left_out_of_the_statistics(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # go-1..3 measured at 5 W; then the meter's port goes silent and go-4 runs
+    # with no reading at all (the last one, before its start, would be held: a
+    # number never measured). go-4 must show as missing data, not as 5 W x 4 s.
+    durations = {"go-1": 4.0, "go-2": 5.0, "go-3": 6.0}
+    b = JournalBuilder().readings("pi", 0, 20.5, 0.25, power=5.0)
+    t = 0.5
+    for name, dur in durations.items():
+        b.marker("start", name, t, text="requests=100").marker("stop", name, t + dur)
+        t += dur + 0.5
+    b.marker("start", "go-4", 25.0, text="requests=100").marker("stop", "go-4", 29.0)
+    b.write(tmp_path / "journal")
+    code, out, _ = _run(capsys, "--journal", str(tmp_path / "journal"), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    runs = {r["run"]: r for r in doc["runs"]}
+    silent = runs["go-4"]
+    for key in ("energy_j", "mean_w", "min_w", "max_w", "energy_per_unit_j"):
+        assert silent.get(key) is None, (key, silent)
+    assert silent["flags"]["no_readings"] is True
+    assert silent["group"] is None
+    (group,) = doc["groups"]
+    values = [5.0 * d for d in durations.values()]
+    assert group["n"] == 3  # the measured runs only
+    assert group["no_readings"] == 1
+    assert group["runs"] == ["go-1", "go-2", "go-3"]
+    assert group["mean_energy_j"] == pytest.approx(sum(values) / 3, abs=1e-9)
+    assert group["stdev_energy_j"] == pytest.approx(float(sps.tstd(values)), abs=1e-9)
+    assert group["energy_per_unit_j"]["n"] == 3
+    assert any("1 run(s) without readings left out" in n for n in doc["notes"])
+    (total,) = [t for t in doc["totals"] if t["run"] == "go-4"]
+    assert total["energy_j"] is None
+    code, out, _ = _run(capsys, "--journal", str(tmp_path / "journal"))
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("go-4 "))
+    assert line.split()[2:4] == ["4.000", "-"]  # its duration is known, its energy is not
+    assert "no_readings" in line
+    group_lines = out.split("Groups")[1].splitlines()
+    assert group_lines[1].split()[:4] == ["group", "meter", "n", "no_readings"]
+    assert group_lines[3].split()[:4] == ["go", "pi", "3", "1"]
+    code, out, _ = _run(capsys, "--journal", str(tmp_path / "journal"), "--format", "csv")
+    rows = {r["run"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["go-4"]["energy_j"] == ""
+    assert "no_readings" in rows["go-4"]["flags"]

@@ -315,3 +315,22 @@ def test_phase_without_meter_follows_its_run_meters(tmp_path: Path) -> None:
     assert [r.meter for r in phases] == ["a"]
     assert phases[0].result is not None
     assert phases[0].result.energy_j == pytest.approx(3.5)
+
+
+def test_a_run_no_reading_measured_has_no_energy_as_in_the_daemon(tmp_path: Path) -> None:
+    b = JournalBuilder().readings("a", 0, 2, 1, power=6.0)
+    b.marker("start", "across", 2.25).marker("stop", "across", 2.75)  # none inside
+    b.readings("a", 3, 4, 1, power=6.0)  # then the meter goes silent
+    b.marker("start", "silent", 5).marker("stop", "silent", 8)
+    b.marker("start", "never", 9, meter="dead").marker("stop", "never", 10, meter="dead")
+    b.write(tmp_path)
+    result = scan_journal(tmp_path)
+    across = _only(result, "across")
+    assert across.result is not None  # interpolated between 2 s and 3 s: measured
+    assert across.result.energy_j == pytest.approx(3.0)
+    assert not across.no_readings
+    for name in ("silent", "never"):
+        rec = _only(result, name)
+        assert rec.no_readings, name
+        assert rec.result is None, name  # never the 6 W of 4 s held over the run
+        assert rec.stop_ns is not None

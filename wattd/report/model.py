@@ -98,6 +98,16 @@ class RunRow:
         return value
 
     @property
+    def duration_s(self) -> float | None:
+        """The run's duration: its result's, else (no readings) stop - start."""
+        r = self.record
+        if r.result is not None:
+            return r.result.duration_s
+        if r.stop_ns is None or r.end == "missing":
+            return None
+        return max(0, r.stop_ns - r.start_ns) / 1e9
+
+    @property
     def label(self) -> str:
         r = self.record
         return r.run if r.phase is None else f"{r.run} [{r.phase}]"

@@ -44,7 +44,7 @@ def run_table(report: Report) -> tuple[list[str], list[list[str]]]:
     for row in report.rows:
         res = row.record.result
         cells = [row.label, row.record.meter,
-                 fmt(None if res is None else res.duration_s),
+                 fmt(row.duration_s),
                  fmt(None if res is None else res.energy_j),
                  fmt(None if res is None else res.mean_w),
                  fmt(None if res is None else res.min_w),
@@ -255,7 +255,7 @@ def totals_table(report: Report) -> tuple[list[str], list[list[str]]]:
     body = []
     for t in run_totals(report):
         energy = fmt(t.energy_j) if t.energy_j is not None else \
-            f"({fmt(t.partial_energy_j)} without missing)"
+            f"({fmt(t.partial_energy_j)} without missing)" if t.measured else "-"
         body.append([t.run, str(t.meters), str(t.hosts), energy, fmt(t.duration_s),
                      fmt(t.mean_w), ", ".join(t.missing) or "-"])
     return header, body

@@ -46,7 +46,7 @@ def run_json(row: RunRow, report: Report) -> dict[str, Any]:
         "meter": r.meter,
         "start_ns": r.start_ns,
         "stop_ns": r.stop_ns,
-        "duration_s": None if res is None else res.duration_s,
+        "duration_s": row.duration_s,
         "energy_j": None if res is None else res.energy_j,
         "mean_w": None if res is None else res.mean_w,
         "min_w": None if res is None else res.min_w,
@@ -138,7 +138,7 @@ def render_csv(report: Report) -> str:
         res = r.result
         writer.writerow([
             r.run, r.phase or "", r.meter, r.start_ns, "" if r.stop_ns is None else r.stop_ns,
-            _raw(None if res is None else res.duration_s),
+            _raw(row.duration_s),
             _raw(None if res is None else res.energy_j),
             _raw(None if res is None else res.mean_w),
             _raw(None if res is None else res.min_w),
