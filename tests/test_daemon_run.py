@@ -119,3 +119,77 @@ def test_bad_config_refuses_to_start(tmp_path: Path, text: str, fragment: str) -
     assert res.returncode == 2
     assert fragment in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_a_meter_that_delivers_nothing_has_no_energy_in_the_reply_journal_and_report(
+        tmp_path: Path) -> None:
+    """A real pty the daemon opens and that never sends a byte (an unreadable
+    meter) beside a simulated meter on its own pty: the stop reply names the
+    silent meter in no_readings= and gives it no energy, never 0 J; the other
+    keeps its own; the journal and `wattd report` agree."""
+    import json
+    import os
+    import tty
+
+    from tests.daemon_proc import free_udp_port
+    from wattd.markers.client import send_marker
+    from wattd.simulator.meter import start_simulated_meter
+
+    live = start_simulated_meter("gb202", power_w=60.0, link_path=tmp_path / "ttyLIVE")
+    master, slave = os.openpty()  # the silent meter: nobody ever writes to it
+    tty.setraw(slave)
+    dead = tmp_path / "ttyDEAD"
+    dead.symlink_to(os.ttyname(slave))
+    port = free_udp_port()
+    to = f"127.0.0.1:{port}"
+    try:
+        cfg = write_config(tmp_path, [{"name": "live", "driver": "gb202",
+                                       "port": str(live.port_path)},
+                                      {"name": "dead", "driver": "gb202", "port": str(dead)}],
+                           markers={"listen": [to], "stop_wait_s": 1})
+        journal = tmp_path / "journal"
+        with DaemonProc(cfg, simulate=False) as daemon:
+            daemon.wait_until(lambda: len(_powers(journal, "live")) >= 10,
+                              what="readings of the live meter")
+            assert send_marker("start", "pair-1", to=to).ok
+            assert send_marker("start", "solo-1", to=to, meter="dead").code == "busy"
+            time.sleep(1.5)
+            stop = send_marker("stop", "pair-1", to=to, timeout_s=10)
+            assert send_marker("start", "solo-1", to=to, meter="dead").ok
+            time.sleep(0.5)
+            solo = send_marker("stop", "solo-1", to=to, timeout_s=10)
+            daemon.wait_until(lambda: len([p for p in journal_points(journal, "wattd_run")
+                                           if p.tags["run"] == "solo-1"]) == 1,
+                              what="the solo run's point in the journal")
+            assert daemon.stop() == 0
+    finally:
+        live.stop()
+        os.close(master)
+        os.close(slave)
+    assert stop.ok, stop
+    assert stop.no_readings == ["dead"]
+    assert "energy_j.dead" not in stop.fields
+    duration = stop.number("duration_s")
+    assert stop.number("energy_j.live") == pytest.approx(60.0 * duration, rel=0.03)
+    assert "energy_j" not in stop.fields  # the total would miss a meter
+    assert solo.ok, solo
+    assert solo.no_readings == ["dead"]
+    for key in ("energy_j", "mean_w", "max_w", "extrapolated_s"):
+        assert key not in solo.fields, solo
+    assert solo.number("samples") == 0
+    points = {(p.tags["run"], p.tags["meter"]): p for p in journal_points(journal, "wattd_run")}
+    assert points[("pair-1", "live")].fields["energy_j"] == pytest.approx(
+        stop.number("energy_j.live"))
+    for key in (("pair-1", "dead"), ("solo-1", "dead")):
+        assert points[key].fields["no_readings"] is True
+        assert "energy_j" not in points[key].fields
+    out = subprocess.run([sys.executable, "-m", "wattd", "report", "--journal", str(journal),
+                          "--format", "json"], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    rows = {(r["run"], r["meter"]): r for r in json.loads(out.stdout)["runs"]}
+    assert rows[("pair-1", "live")]["energy_j"] == pytest.approx(
+        stop.number("energy_j.live"), rel=1e-3)
+    for key in (("pair-1", "dead"), ("solo-1", "dead")):
+        assert rows[key]["energy_j"] is None
+        assert rows[key]["flags"]["no_readings"] is True

@@ -224,6 +224,16 @@ class RunTracking:
         start_ns = start if isinstance(start, int) and not isinstance(start, bool) else None
         record = self._find_record(run, phase, meter, start_ns, point.t_ns)
         if record is None:
+            if fields.get("no_readings") is True and start_ns is not None:
+                # A meter with not one reading in the journal (its port never
+                # delivered): the report had no run for it, the daemon's point says
+                # it had no energy. Listed as such, never left out silently.
+                self._records.append(RunRecord(
+                    run=run, phase=phase, meter=meter, start_ns=start_ns, stop_ns=point.t_ns,
+                    tags={k: v for k, v in point.tags.items()
+                          if k not in ("run", "meter", "phase")},
+                    end="stop", integrated_to_ns=point.t_ns, note=NO_READINGS_NOTE,
+                    no_readings=True, gap_s=as_float(fields.get("gap_s"))))
             return
         aborted = fields.get("aborted") is True
         timeline = self._timeline
