@@ -100,3 +100,32 @@ def test_fleet_energy_per_run_is_the_sum_over_meters_and_hosts(
     # 9.9 s at the run power, then 100 ms ramping down to idle, on each meter.
     assert row["energy_j"] == pytest.approx(5.0 * 9.9 + 4.0 * 0.1 + 7.0 * 9.9 + 5.5 * 0.1)
     assert row["meters"] == 2
+
+
+def test_fleet_energy_and_runs_table_say_a_meter_had_no_readings(
+        influxdb_server: InfluxDB1, tmp_path: Path) -> None:
+    from wattd.grafana.dashboard import RUNS_TABLE_QUERY
+
+    db = "wattd_grafana_silent"
+    influxdb_server.create_database(db)
+    try:
+        name, start, stop = "silent-run", T0 + 10 * S, T0 + 20 * S
+        lines, energy = _daemon_lines("pi-a")
+        lines = [line.replace("fleet-run", name) for line in lines]
+        asyncio.run(_deliver(tmp_path / "a", lines, influxdb_server.url, db))
+        # pi-b's daemon: its port delivered nothing, its point has no energy at all.
+        silent = format_line("wattd_run", {"run": name, "meter": "pi-b"},
+                             {"duration_s": 10.0, "samples": 0, "start_ns": start,
+                              "gap_s": 10.0, "no_readings": True}, stop)
+        asyncio.run(_deliver(tmp_path / "b", [silent], influxdb_server.url, db))
+        [series] = _query(influxdb_server, db, FLEET_ENERGY_QUERY)
+        row = dict(zip(series["columns"], series["values"][0], strict=True))  # type: ignore[call-overload, index]
+        assert row["energy_j"] == pytest.approx(energy, rel=1e-12)  # pi-a's, never + 0
+        assert (row["meters"], row["no_readings"]) == (1, 1)  # the sum says it misses one
+        table = {s["tags"]["meter"]: dict(zip(s["columns"], s["values"][0], strict=True))  # type: ignore[call-overload, index]
+                 for s in _query(influxdb_server, db, RUNS_TABLE_QUERY)}
+        assert table["pi-b"]["no_readings"] is True
+        assert table["pi-b"]["energy_j"] is None
+        assert table["pi-a"]["no_readings"] is None
+    finally:
+        influxdb_server.query(f'DROP DATABASE "{db}"')

@@ -37,7 +37,7 @@ ENERGY_PER_RUN_QUERY = (
     f'AND $timeFilter GROUP BY "run", "meter"')
 RUNS_TABLE_QUERY = (
     'SELECT "energy_j", "duration_s", "mean_w", "min_w", "max_w", "samples", '
-    '"counter_energy_j", "gap_s", "extrapolated_s", "aborted", "clock_step" '
+    '"counter_energy_j", "gap_s", "extrapolated_s", "aborted", "clock_step", "no_readings" '
     f'FROM "wattd_run" WHERE {METER} AND {RUN} AND $timeFilter GROUP BY *')
 # Region annotation: the point is stamped at the stop; start_ns gives the start.
 RUN_REGIONS_QUERY = (
@@ -56,9 +56,12 @@ FLEET_POWER_QUERY = (
     f'SELECT mean("power_w") AS "power_w" FROM "wattd_power" WHERE {METER} AND $timeFilter '
     'GROUP BY time($__interval), "meter", "host") '
     'WHERE $timeFilter GROUP BY time($__interval) fill(none)')
-# Energy per run over every meter and host: one wattd_run point per meter.
+# Energy per run over every meter and host: one wattd_run point per meter. A meter
+# without readings has no energy_j (never 0): "meters" counts the measured ones and
+# "no_readings" the others, so a sum missing a meter says so beside it.
 FLEET_ENERGY_QUERY = (
-    'SELECT sum("energy_j") AS "energy_j", count("energy_j") AS "meters" FROM "wattd_run" '
+    'SELECT sum("energy_j") AS "energy_j", count("energy_j") AS "meters", '
+    'count("no_readings") AS "no_readings" FROM "wattd_run" '
     f'WHERE {METER} AND {RUN} AND {WHOLE_RUN} AND $timeFilter GROUP BY "run"')
 METER_VARIABLE_QUERY = 'SHOW TAG VALUES FROM "wattd_power" WITH KEY = "meter"'
 RUN_VARIABLE_QUERY = f'SHOW TAG VALUES FROM "wattd_run" WITH KEY = "run" WHERE {METER}'
