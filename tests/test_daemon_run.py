@@ -158,6 +158,10 @@ def test_a_meter_that_delivers_nothing_has_no_energy_in_the_reply_journal_and_re
             assert send_marker("start", "solo-1", to=to, meter="dead").ok
             time.sleep(0.5)
             solo = send_marker("stop", "solo-1", to=to, timeout_s=10)
+            executed = subprocess.run(
+                [sys.executable, "-m", "wattd", "exec", "exec-1", "--to", to, "--",
+                 sys.executable, "-c", "import time; time.sleep(0.5)"],
+                capture_output=True, text=True, timeout=60, check=False)
             daemon.wait_until(lambda: len([p for p in journal_points(journal, "wattd_run")
                                            if p.tags["run"] == "solo-1"]) == 1,
                               what="the solo run's point in the journal")
@@ -177,6 +181,12 @@ def test_a_meter_that_delivers_nothing_has_no_energy_in_the_reply_journal_and_re
     for key in ("energy_j", "mean_w", "max_w", "extrapolated_s"):
         assert key not in solo.fields, solo
     assert solo.number("samples") == 0
+    assert executed.returncode == 0, executed.stderr
+    (result,) = [ln for ln in executed.stderr.splitlines() if ln.startswith("wattd: exec-1 ")]
+    assert "energy_j.live=" in result
+    assert "no_readings=dead" in result
+    assert " energy_j=" not in result
+    assert "no reading from meter dead during the run: no energy" in executed.stderr
     points = {(p.tags["run"], p.tags["meter"]): p for p in journal_points(journal, "wattd_run")}
     assert points[("pair-1", "live")].fields["energy_j"] == pytest.approx(
         stop.number("energy_j.live"))

@@ -156,6 +156,10 @@ class Runner:
             say(f"{name}: stop refused: {reply.code} {reply.text}")
             return False
         say(" ".join([name, *(f"{k}={v}" for k, v in reply.fields.items())]))
+        silent = reply.no_readings
+        if silent:
+            say(f"{name}: no reading from meter {', '.join(silent)} during the run: no energy "
+                "for it (never 0 J; is its port delivering?)")
         return True
 
     def _abort(self, name: str, why: str) -> None:
