@@ -93,16 +93,24 @@ def sample(rig: DaemonRig) -> dict[str, Any]:
 
 def compare_energy(results: dict[str, dict[str, str]], report: dict[str, Any],
                    meters: list[str]) -> dict[str, Any]:
-    by_run: dict[tuple[str, str], float] = {(r["run"], r["meter"]): float(r["energy_j"])
-                                            for r in report["runs"]}
+    by_run: dict[tuple[str, str], float | None] = {
+        (r["run"], r["meter"]): None if r["energy_j"] is None else float(r["energy_j"])
+        for r in report["runs"]}
     worst = worst_abs = 0.0
     mismatches: list[dict[str, Any]] = []
     compared = 0
     for run, fields in results.items():
         for meter in meters:
             key = f"energy_j.{meter}" if len(meters) > 1 else "energy_j"
-            daemon_j = float(fields[key])
+            silent = meter in fields.get("no_readings", "").split(",")
             report_j = by_run.get((run, meter))
+            if silent or key not in fields:
+                # No energy from the daemon (no reading): the report must have none either.
+                if not silent or report_j is not None:
+                    mismatches.append({"run": run, "meter": meter, "daemon": None,
+                                       "report_j": report_j})
+                continue
+            daemon_j = float(fields[key])
             if report_j is None:
                 mismatches.append({"run": run, "meter": meter, "report": None})
                 continue
