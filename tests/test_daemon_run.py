@@ -162,6 +162,10 @@ def test_a_meter_that_delivers_nothing_has_no_energy_in_the_reply_journal_and_re
                 [sys.executable, "-m", "wattd", "exec", "exec-1", "--to", to, "--",
                  sys.executable, "-c", "import time; time.sleep(0.5)"],
                 capture_output=True, text=True, timeout=60, check=False)
+            import wattd
+
+            with wattd.run("api-1", to=to, meter="dead", timeout_s=10) as api:
+                time.sleep(0.3)
             daemon.wait_until(lambda: len([p for p in journal_points(journal, "wattd_run")
                                            if p.tags["run"] == "solo-1"]) == 1,
                               what="the solo run's point in the journal")
@@ -187,6 +191,9 @@ def test_a_meter_that_delivers_nothing_has_no_energy_in_the_reply_journal_and_re
     assert "no_readings=dead" in result
     assert " energy_j=" not in result
     assert "no reading from meter dead during the run: no energy" in executed.stderr
+    assert api.energy_j is None
+    assert api.mean_w is None
+    assert api.no_readings == ["dead"]
     points = {(p.tags["run"], p.tags["meter"]): p for p in journal_points(journal, "wattd_run")}
     assert points[("pair-1", "live")].fields["energy_j"] == pytest.approx(
         stop.number("energy_j.live"))
