@@ -334,3 +334,25 @@ def test_a_run_no_reading_measured_has_no_energy_as_in_the_daemon(tmp_path: Path
         assert rec.no_readings, name
         assert rec.result is None, name  # never the 6 W of 4 s held over the run
         assert rec.stop_ns is not None
+
+
+def test_the_daemons_no_readings_verdict_stands_against_a_late_bracketing_reading(
+        tmp_path: Path) -> None:
+    from wattd.lineprotocol import format_line
+
+    b = JournalBuilder().readings("a", 0, 2, 1, power=6.0)
+    b.marker("start", "r", 3).marker("stop", "r", 5)
+    # The daemon answered after stop_wait_s with no reading: its point says so...
+    b.lines.append(format_line("wattd_run", {"run": "r", "meter": "a"},
+                               {"duration_s": 2.0, "samples": 0, "start_ns": ts(3),
+                                "gap_s": 2.0, "no_readings": True}, ts(5)))
+    b.readings("a", 30, 31, 1, power=6.0)  # ...the meter came back 25 s later
+    b.marker("start", "later", 30.5).marker("stop", "later", 30.75)
+    b.write(tmp_path)
+    result = scan_journal(tmp_path)
+    rec = _only(result, "r")
+    assert rec.no_readings
+    assert rec.result is None  # as the stop reply said, not a 28 s interpolation
+    later = _only(result, "later")
+    assert later.result is not None
+    assert later.result.energy_j == pytest.approx(1.5)

@@ -201,7 +201,7 @@ class RunTracking:
     def _resolve(self, tr: _Tracker, stop_ns: int) -> None:
         record = tr.record
         record.integrated_to_ns = stop_ns
-        if not tr.integ.measured(stop_ns):
+        if record.no_readings or not tr.integ.measured(stop_ns):
             # As the daemon decides it: no reading in [start, stop) and none on
             # each side to interpolate between, so no energy (never 0 J).
             record.no_readings = True
@@ -243,6 +243,13 @@ class RunTracking:
             self._apply(Mark("abort" if aborted else "stop", run, phase, meter), point.t_ns,
                         "abort" if aborted else "daemon")
             record.end = "daemon"
+        if fields.get("no_readings") is True:
+            # The daemon's verdict stands (it is what its stop reply said), e.g. when
+            # the meter's first reading after a silent run came after stop_wait_s: the
+            # journal then brackets the run, the daemon had nothing to go on.
+            record.no_readings = True
+            record.result = None
+            record.note = NO_READINGS_NOTE
         record.counter_energy_j = as_float(fields.get("counter_energy_j"))
         record.daemon_energy_j = as_float(fields.get("energy_j"))
         record.gap_s = as_float(fields.get("gap_s"))
