@@ -227,6 +227,18 @@ def test_measured_needs_a_reading_inside_or_one_on_each_side() -> None:
     assert integ([(10 * S, 5.0)]).measured(12 * S)  # a reading at the start is inside
     assert integ([(11 * S, 5.0)]).measured(12 * S)  # readings stopping part-way count
     assert not integ([(12 * S, 5.0)]).measured(12 * S)  # at the stop only: held backwards
+    # Frames without a power value during the run: the meter was delivering, the
+    # power held from the next refresh (a GB202 at a few watts) is its measurement.
+    refreshing = IntervalIntegrator(10 * S)
+    refreshing.seen(10 * S + S // 2)
+    assert not refreshing.measured(12 * S)  # ...but with no power at all, nothing
+    refreshing.add(13 * S, 4.0)
+    assert refreshing.measured(12 * S)
+    assert refreshing.result(12 * S).energy_j == 8.0
+    late = IntervalIntegrator(10 * S)
+    late.seen(12 * S)  # a frame at the stop, not during the run
+    late.add(13 * S, 4.0)
+    assert not late.measured(12 * S)
     # What the result says for each is unchanged (extrapolated_s tells the held span).
     held = integ([(9 * S, 5.0)]).result(12 * S)
     assert (held.samples, held.extrapolated_s) == (0, 2.0)

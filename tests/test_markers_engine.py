@@ -285,3 +285,21 @@ def test_two_meters_one_silent_the_other_keeps_its_energy() -> None:
     assert "no_readings" not in points["a"].fields
     assert points["b"].fields["no_readings"] is True
     assert "energy_j" not in points["b"].fields
+
+
+def test_frames_without_a_power_refresh_during_the_run_are_delivery() -> None:
+    """A GB202 at a few watts sends a frame every 100 ms but refreshes power
+    once per energy pulse: frames came, so the power of the next refresh held
+    over the run is its energy (extrapolated_s), as before; no no_readings."""
+    engine = RunEngine(["m1"], EngineSettings(stop_wait_ns=3 * NS))
+    for i in range(1, 12):  # frames at 0.1 .. 1.1 s, power unknown yet
+        engine.push(Reading(meter="m1", t_ns=i * 100 * MS + OFFSET, t_boot_ns=i * 100 * MS,
+                            power_w=None))
+    handle(engine, "start low", 300 * MS)
+    handle(engine, "stop low", 700 * MS)
+    engine.push(reading("m1", 1200 * MS, 4.0))  # the first refresh
+    (done,) = engine.take_completions()
+    reply = reply_of(done)
+    assert "no_readings" not in reply.fields
+    assert abs(reply.number("energy_j") - 1.6) < 1e-9
+    assert abs(reply.number("extrapolated_s") - 0.4) < 1e-9

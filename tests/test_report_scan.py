@@ -356,3 +356,26 @@ def test_the_daemons_no_readings_verdict_stands_against_a_late_bracketing_readin
     later = _only(result, "later")
     assert later.result is not None
     assert later.result.energy_j == pytest.approx(1.5)
+
+
+def test_readings_without_power_during_the_run_count_as_delivery(tmp_path: Path) -> None:
+    from wattd.lineprotocol import format_line
+
+    b = JournalBuilder()
+    for i in range(1, 12):  # a GB202 at a few watts: frames, no power refresh yet
+        b.lines.append(format_line("wattd_power", {"meter": "a"},
+                                   {"voltage_v": 230.0, "clock_synced": True}, ts(i / 10)))
+    b.marker("start", "low", 0.3).marker("stop", "low", 0.7)
+    b.power("a", 1.2, 4.0)  # the first refresh, after the stop
+    b.marker("start", "mute", 2.0, meter="b").marker("stop", "mute", 3.0, meter="b")
+    b.lines.append(format_line("wattd_power", {"meter": "b"}, {"voltage_v": 230.0},
+                               ts(2.5)))  # frames, but never a power value
+    b.write(tmp_path)
+    result = scan_journal(tmp_path)
+    low = _only(result, "low")
+    assert not low.no_readings
+    assert low.result is not None
+    assert low.result.energy_j == pytest.approx(1.6)  # as the daemon: held from 1.2 s
+    mute = _only(result, "mute")
+    assert mute.no_readings  # no power to integrate: no energy, never 0 J
+    assert mute.result is None

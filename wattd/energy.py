@@ -6,10 +6,13 @@ interpolated; before the first or after the last known reading it is held
 constant (that span is reported as ``extrapolated_s``). A run's energy is
 the exact integral of that signal over [start, stop]. ``samples``, ``min_w``
 and ``max_w`` describe the readings with start <= t < stop (the interpolated
-boundary powers when no reading falls inside). A run with no reading in
-[start, stop) and none on each side to interpolate between has no energy
-(:meth:`IntervalIntegrator.measured`): holding one outside reading over the
-whole run is not a measurement of it.
+boundary powers when no reading falls inside). A run during which the
+meter delivered no reading at all (none in [start, stop), with or without a
+power value) and that has no power reading on each side to interpolate
+between has no energy (:meth:`IntervalIntegrator.measured`): holding one
+outside reading over a run the meter was silent during is not a measurement
+of it. (A chip that keeps sending frames without refreshing power, like a
+GB202 at a few watts, was delivering: its power is held as before.)
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ class IntervalIntegrator:
     Memory is O(history).
     """
 
-    __slots__ = ("_before", "_head_extrap_ns", "_hist", "_truncated", "start_ns")
+    __slots__ = ("_before", "_first_seen_ns", "_head_extrap_ns", "_hist", "_truncated",
+                 "start_ns")
 
     def __init__(self, start_ns: int, history: int = 256) -> None:
         self.start_ns = start_ns
@@ -62,6 +66,7 @@ class IntervalIntegrator:
         self._hist: deque[_Entry] = deque(maxlen=history)  # readings with t >= start
         self._head_extrap_ns = 0
         self._truncated = False  # the oldest in-run readings fell out of the history
+        self._first_seen_ns: int | None = None  # first reading without power at/after start
 
     @property
     def last_t_ns(self) -> int | None:
@@ -165,18 +170,31 @@ class IntervalIntegrator:
         last_t = self.last_t_ns
         return last_t is not None and last_t >= stop_ns
 
+    def seen(self, t_ns: int) -> None:
+        """A reading without a power value (a frame that did not refresh it):
+        the meter was delivering at ``t_ns``, though it adds nothing to the
+        integral."""
+        if self._first_seen_ns is None and t_ns >= self.start_ns:
+            self._first_seen_ns = t_ns
+
     def measured(self, stop_ns: int) -> bool:
-        """Whether the power over [start, stop] rests on readings: one stamped
-        in [start, stop), or one on each side of the run to interpolate
-        between. False with no reading at all and with power held from one
-        side only (the last reading before the start, or the first after the
-        stop): that run has no energy to report, never 0 J."""
+        """Whether the meter delivered during [start, stop]: a reading stamped
+        in [start, stop) (with power, or without it, :meth:`seen`), or readings
+        with power on each side of the run to interpolate between, and a
+        power known to integrate. False with no reading at all and with power
+        held from one side over a run the meter said nothing during (the last
+        reading before the start, or the first after the stop): that run has
+        no energy to report, never 0 J."""
         hist = self._hist
-        if not hist:
-            return False
-        if self._truncated or hist[0][0] < max(stop_ns, self.start_ns):
+        stop_ns = max(stop_ns, self.start_ns)
+        if hist and (self._truncated or hist[0][0] < stop_ns):
             return True
-        return self._before is not None
+        if not hist and self._before is None:
+            return False  # no power at all: nothing to integrate
+        seen = self._first_seen_ns
+        if seen is not None and seen < stop_ns:
+            return True  # frames came, power held from the bracketing one (extrapolated_s)
+        return self._before is not None and bool(hist)
 
     def result(self, stop_ns: int) -> EnergyResult:
         """The integral over [start, stop]. Raises ValueError if no reading was

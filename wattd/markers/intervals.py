@@ -104,6 +104,8 @@ class Interval:
             return
         if power_w is not None:
             self.integrator.add(t_boot_ns, power_w)
+        else:
+            self.integrator.seen(t_boot_ns)
         if counter_j is not None:
             self.counter.add(t_boot_ns, counter_j)
         # A gap: no reading for longer than the threshold, inside the interval.

@@ -52,13 +52,14 @@ class _Tracker:
 class MeterReadings:
     """One meter's readings on their way to its runs."""
 
-    __slots__ = ("active", "last_t", "pending", "recent")
+    __slots__ = ("active", "last_t", "pending", "recent", "seen")
 
     def __init__(self) -> None:
         self.pending: list[tuple[int, float]] = []  # parsed, not yet fed (one block)
         self.recent: deque[tuple[int, float]] = deque(maxlen=_RECENT)
         self.active: list[_Tracker] = []
         self.last_t: int | None = None
+        self.seen: deque[int] = deque(maxlen=_RECENT)  # stamps of readings without power
 
 
 class RunTracking:
@@ -119,6 +120,13 @@ class RunTracking:
                 else:
                     keep.append(tr)
             state.active = keep
+
+    def seen(self, state: MeterReadings, t: int) -> None:
+        """A reading without power: the meter was delivering (as the daemon
+        counts it for ``no_readings``), nothing to integrate."""
+        state.seen.append(t)
+        for tr in state.active:
+            tr.integ.seen(t)
 
     def _plot_add(self, tr: _Tracker, t: int, power: float) -> None:
         pts = tr.record.plot
@@ -181,6 +189,10 @@ class RunTracking:
         tr = _Tracker(record, self._plot)
         state = self.meter(span.meter)
         tr.integ.extend(state.recent)
+        for t in state.seen:  # a start journaled after the frames around it
+            if t >= record.start_ns:
+                tr.integ.seen(t)
+                break
         if record.plot is not None:
             for t, power in state.recent:
                 self._plot_add(tr, t, power)

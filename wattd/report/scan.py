@@ -133,6 +133,7 @@ class JournalScanner:
             return
         if power is None:
             self.stats.readings_without_power += 1
+            self._runs.seen(self._runs.meter(meter), point.t_ns)
             return
         if not -_PLAUSIBLE_W < power < _PLAUSIBLE_W:
             self.stats.bad_lines += 1
