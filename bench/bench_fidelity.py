@@ -37,10 +37,22 @@ def main() -> int:
     parser.add_argument("--backdate-ms", type=float, default=150.0)
     parser.add_argument("--holdback-ms", type=float, default=None,
                         help="markers.holdback_ms of the daemon (default: its own)")
+    parser.add_argument("--before-s", type=float, default=0.35,
+                        help="constant power from the start to the step")
+    parser.add_argument("--after-s", type=float, default=0.55,
+                        help="constant power from the step to the stop")
+    parser.add_argument("--load-block", type=int, default=10,
+                        help="runs per block; every other block loaded (0: all loaded)")
+    parser.add_argument("--step", action="append", default=[], metavar="W1:W2",
+                        help="power before:after the step (repeatable; default: a mix)")
     args = parser.parse_args()
     runs = 20 if args.quick else args.runs
     settings = FidelitySettings(frame_interval_s=args.frame_ms / 1e3,
-                                backdate_ms=args.backdate_ms)
+                                backdate_ms=args.backdate_ms, before_s=args.before_s,
+                                after_s=args.after_s, load_block=args.load_block)
+    if args.step:
+        settings.steps_w = tuple((float(a), float(b)) for a, b in
+                                 (text.split(":", 1) for text in args.step))
     if args.holdback_ms is not None:
         settings.markers["holdback_ms"] = args.holdback_ms
     with tempfile.TemporaryDirectory(prefix="wattd-fidelity-") as tmp:

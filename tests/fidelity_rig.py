@@ -84,16 +84,17 @@ class RunOutcome:
         return abs(a - b) / max(abs(b), 1e-12)
 
 
-def plan_runs(n_runs: int, *, load_block: int = 10) -> list[RunPlan]:
+def plan_runs(n_runs: int, *, load_block: int = 10,
+              steps_w: tuple[tuple[float, float], ...] = STEPS_W) -> list[RunPlan]:
     """``n_runs`` plans cycling through the steps and timestamp modes; runs in
     every other block of ``load_block`` are loaded (half of them for an even
-    number of blocks)."""
+    number of blocks; ``load_block`` 0: all of them)."""
     out = []
     for i in range(n_runs):
-        before, after = STEPS_W[i % len(STEPS_W)]
+        before, after = steps_w[i % len(steps_w)]
         start_ts, stop_ts = TS_MODES[(i // len(STEPS_W) + i) % len(TS_MODES)]
         out.append(RunPlan(f"fid{i:04d}", before, after, start_ts, stop_ts,
-                           loaded=(i // load_block) % 2 == 1))
+                           loaded=load_block == 0 or (i // load_block) % 2 == 1))
     return out
 
 
@@ -125,7 +126,8 @@ class FidelitySettings:
     before_s: float = 0.35  # constant power from the start to the step
     after_s: float = 0.55  # constant power from the step to the stop
     settle_s: float = 0.3  # between runs, at the next run's first power
-    load_block: int = 10
+    load_block: int = 10  # 0: every run loaded
+    steps_w: tuple[tuple[float, float], ...] = STEPS_W
     markers: dict[str, Any] = field(default_factory=dict)  # extra markers config
 
 
@@ -217,7 +219,7 @@ def run_fidelity(tmp: Path, n_runs: int, settings: FidelitySettings | None = Non
     """Start the meter and the daemon, make ``n_runs`` step runs, stop the daemon,
     run the report and pair every stop reply with the report's run."""
     s = settings or FidelitySettings()
-    plans = plan_runs(n_runs, load_block=s.load_block)
+    plans = plan_runs(n_runs, load_block=s.load_block, steps_w=s.steps_w)
     power = SteppedPower(plans[0].before_w if plans else 100.0)
     spec = get_driver(DRIVER)
     cal = spec.calibration(None)

@@ -89,3 +89,27 @@ def test_online_energy_equals_the_realtime_integral_across_a_step_under_read_jit
     exact = integrate(readings, start_ns, stop_ns)
     assert closed.result.samples == exact.samples
     assert abs(closed.result.energy_j - exact.energy_j) <= 1e-9 * exact.energy_j
+
+
+class PreemptedClock(JitteryClock):
+    """Every realtime read after the first few is late by a preemption."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=3)
+        self.reads = 0
+        self.preempt_ns = 0
+
+    def realtime_ns(self) -> int:
+        self.reads += 1
+        if self.reads % 2 == 0:  # the second read of each try
+            self.now += self.preempt_ns
+        return super().realtime_ns()
+
+
+def test_a_loose_pair_never_changes_the_offset() -> None:
+    clock = PreemptedClock()
+    real, boot = clock_pair(clock)
+    kept = real - boot
+    clock.preempt_ns = 3 * MS  # every try preempted: the midpoint is 1.5 ms off
+    real, boot = clock_pair(clock)
+    assert real - boot == kept

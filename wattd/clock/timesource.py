@@ -40,7 +40,7 @@ SYSTEM_CLOCK = SystemClock()
 # (bench/bench_fidelity.py). So the offset of the previous pair is kept while a new
 # read agrees with it within OFFSET_SNAP_NS, and the pair's boot time follows from
 # it: every stamp and boundary then converts with one offset, and the two integrals
-# agree to rounding. A larger change is a step, taken at once.
+# agree to rounding. A larger change is a step, taken at once (from a tight pair).
 OFFSET_SNAP_NS = 200_000
 _offsets: dict[int, int] = {}  # id(clock) -> realtime - boottime in use
 _OFFSETS_MAX = 64
@@ -64,10 +64,11 @@ def clock_pair(clock: Clock, tries: int = 5, tight_ns: int = 20_000) -> tuple[in
         if gap <= tight_ns:
             break
     assert best is not None
-    real, boot = best[1], best[2]
+    gap, real, boot = best
     key = id(clock)
     kept = _offsets.get(key)
-    if kept is not None and abs(real - boot - kept) <= OFFSET_SNAP_NS:
+    # A loose pair (preempted on every try) measures nothing: keep the offset.
+    if kept is not None and (gap > tight_ns or abs(real - boot - kept) <= OFFSET_SNAP_NS):
         return real, real - kept
     if len(_offsets) >= _OFFSETS_MAX:
         _offsets.clear()
