@@ -184,6 +184,14 @@ def rows_fleet(r: dict[str, Any]) -> list[Row]:
     return out
 
 
+def rows_fidelity(r: dict[str, Any]) -> list[Row]:
+    worst = r["worst_rel_diff"]
+    return [Row(f"stop reply vs `wattd report`, worst relative difference ({r['runs']} step "
+                f"runs, {r['runs_loaded']} with both cores busy, ts back-dated "
+                f"{r['backdate_ms']:g} ms or absent)", worst, None, "", "<= 1e-6",
+                worst <= r["target_rel_diff"])]
+
+
 @dataclass
 class Bench:
     name: str
@@ -204,6 +212,7 @@ BENCHES = [
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
     Bench("drain", [], ["--points", "20000"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),
+    Bench("fidelity", ["--runs", "200"], ["--quick"], rows_fidelity),
     Bench("fleet", [], ["--daemons", "10", "--rounds", "5", "--meters", "10", "--runs", "50"],
           rows_fleet),
 ]

@@ -20,6 +20,7 @@ from wattd.clock.adjtimex import ClockStateReader, KernelReader
 from wattd.clock.gate import ClockStamp, SyncGate, default_capacity
 from wattd.clock.health import ClockHealth, ClockStep, step_marker_line
 from wattd.clock.timesource import Clock
+from wattd.clock.timesource import stepped_between as offset_stepped_between
 from wattd.config import ClockConfig
 from wattd.logsetup import get_logger
 
@@ -50,8 +51,11 @@ class ClockService:
         return self.health.synced
 
     def stepped_between(self, boot_a_ns: int, boot_b_ns: int) -> bool:
-        """Did the realtime clock (possibly) step within [a, b] on CLOCK_BOOTTIME?"""
-        return self.health.stepped_between(boot_a_ns, boot_b_ns)
+        """Did the realtime clock (possibly) step within [a, b] on CLOCK_BOOTTIME? The
+        health monitor's steps (``step_threshold_ms``, journaled), or any smaller
+        one the stamps' clock pairs saw (:func:`wattd.clock.timesource.clock_pair`)."""
+        return (self.health.stepped_between(boot_a_ns, boot_b_ns)
+                or offset_stepped_between(self.clock, boot_a_ns, boot_b_ns))
 
     async def start(self) -> None:
         # the wait for sync counts from start-up, not from construction

@@ -104,8 +104,7 @@ class MarkerService:
             from wattd.markers.restore import reopen_runs
 
             reopened = reopen_runs(self.engine, self.journal_dir, self.engine.meters,
-                                   self.cfg.max_run_s, self.clock.realtime_ns(),
-                                   self.clock.boottime_ns())
+                                   self.cfg.max_run_s, *clock_pair(self.clock))
             for item in reopened:
                 log.info("run_reopened", run=item.run, meter=item.meter, start_ns=item.start_ns)
         self._jobs = asyncio.Queue()

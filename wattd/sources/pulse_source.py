@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wattd.backoff import Backoff
-from wattd.clock.timesource import SYSTEM_CLOCK, Clock
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
 from wattd.config import MeterConfig
 from wattd.logsetup import get_logger
 from wattd.protocols.pulse import (
@@ -161,8 +161,7 @@ class PulseSource:
 
     def tick(self) -> Reading | None:
         """Sample now; hand the reading (if power is known yet) to ``on_reading``."""
-        boot_ns = self.clock.boottime_ns()
-        real_ns = self.clock.realtime_ns()
+        real_ns, boot_ns = clock_pair(self.clock)  # one offset for all stamps (timesource)
         with self._lock:
             sample = self.power.sample(boot_ns)
             voltage = current = None
