@@ -199,9 +199,7 @@ class StopBook:
             extrapolated_s=max((e.extrapolated_s for _, e, _ in measured), default=0.0),
             gap_s=max(i.gap_s(i.stop_boot_ns or i.start_boot_ns) for i, _, _ in results),
             per_meter_j=per_meter if len(results) > 1 else (),
-            clock_step=self.clock_step is not None and any(
-                self.clock_step(i.start_boot_ns, i.stop_boot_ns or i.start_boot_ns)
-                for i, _, _ in results),
+            clock_step=any(self._stepped(i) for i, _, _ in results),
             no_readings=missing)
         closed = RunClosed(stop.name, stop.phase, result, msg_id=stop.msg_id)
         self._completions.append(Completion(lines, closed, stop.sender))
