@@ -17,7 +17,8 @@ from wattd.protocols.registry import get_driver
 from wattd.readings import Reading
 from wattd.simulator.meter import make_chip, start_simulated_meter
 from wattd.sources.reconnect import LinkState, Reconnector
-from wattd.sources.serial_source import SerialSource, make_serial_source
+from wattd.sources.serial_config import make_serial_source
+from wattd.sources.serial_source import SerialSource
 
 BOOT_OFFSET_NS = 7_000_000_000_000
 

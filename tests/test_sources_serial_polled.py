@@ -16,7 +16,7 @@ from wattd.readings import Reading
 from wattd.simulator.chip_bl09xx import PolledChipModel
 from wattd.simulator.meter import start_simulated_meter
 from wattd.sources.reconnect import Reconnector
-from wattd.sources.serial_source import make_serial_source
+from wattd.sources.serial_config import make_serial_source
 
 
 async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:

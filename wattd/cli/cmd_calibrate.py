@@ -54,7 +54,7 @@ async def _collect(meter: Any, seconds: float) -> list[Any]:
 
         source, _ = make_polled_source(meter, on_reading=readings.append)
     else:
-        from wattd.sources.serial_source import make_serial_source
+        from wattd.sources.serial_config import make_serial_source
 
         source = make_serial_source(meter, port=meter.port, driver=meter.driver,
                                     on_reading=readings.append)

@@ -147,6 +147,9 @@ class ClockHealth:
         self.transitions = 0
         self._warned_rtcsync = False
         self._task: asyncio.Task[None] | None = None
+        # Called before each poll renews the verdict (the daemon: readings taken under
+        # the old verdict are stamped with it first).
+        self.before_poll: Callable[[], None] | None = None
 
     @property
     def synced(self) -> bool:
@@ -154,6 +157,8 @@ class ClockHealth:
 
     def poll(self) -> Assessment:
         """One sample: kernel state, verdict, step check. Never raises."""
+        if self.before_poll is not None:
+            self.before_poll()
         self.polls += 1
         error_text = ""
         try:

@@ -62,9 +62,16 @@ class Daemon:
         # Stamp clock_synced when a reading is taken, tag runs (hold-back), then hold
         # for clock sync (clock.require_sync) what is ready for the journal.
         stages: list[Stage] = [self.clock_service.stamp, tagger, self.clock_service.gate]
-        self.pipeline = Pipeline(self.journal, clock, stages, spawn=self.start_task)
+        engine = self.markers.engine
+        self.pipeline = Pipeline(self.journal, clock, stages, spawn=self.start_task,
+                                 urgent=lambda: engine.waiting)
+        # Serial meters keep whole frames for the pipeline's cycle (its CPU share); they
+        # are fed first whenever a marker comes, the clock's verdict is renewed or a
+        # status is read, so the engine and the stamps see what they would at once.
+        self.markers.before_engine = self.clock_service.health.before_poll = \
+            self.pipeline.catch_up
         self.meters = MeterSet(cfg.meters, clock=clock, on_reading=self.pipeline.on_reading,
-                               simulate=simulate,
+                               simulate=simulate, deferral=self.pipeline,
                                unpaced_in_flight=self._in_flight if unpaced else None)
         self.sinks = (Sinks(cfg.influxdb, self.journal, cfg.log, spawn=self.start_task)
                       if cfg.influxdb else None)
@@ -104,6 +111,7 @@ class Daemon:
     # -- status --------------------------------------------------------------
 
     def status(self) -> dict[str, object]:
+        self.pipeline.catch_up()
         out: dict[str, object] = {}
         for name, component in self.components:
             try:
@@ -213,6 +221,7 @@ class PowerLog:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
+            self.pipeline.catch_up()
             for meter in self.cfg.meters:
                 _log_power(meter.name, self.pipeline.last_reading.get(meter.name))
 

@@ -21,6 +21,7 @@ from wattd.config import SERIAL_DRIVERS, MeterConfig
 from wattd.config.polled import POLLED_DRIVERS
 from wattd.logsetup import get_logger
 from wattd.readings import Reading
+from wattd.sources.frame_backlog import Deferral
 
 log = get_logger("wattd.meters")
 
@@ -41,7 +42,8 @@ class Source(Protocol):
 class MeterSet:
     def __init__(self, meters: list[MeterConfig], *, clock: Clock,
                  on_reading: Callable[[Reading], None], simulate: bool = False,
-                 unpaced_in_flight: Callable[[], int] | None = None) -> None:
+                 unpaced_in_flight: Callable[[], int] | None = None,
+                 deferral: Deferral | None = None) -> None:
         self.meters = meters
         self.clock = clock
         self.on_reading = on_reading
@@ -49,6 +51,7 @@ class MeterSet:
         # Set: simulated meters are fed unpaced, in process, while this stays bounded
         # (the pipeline's readings not yet journaled); see wattd.simulator.unpaced.
         self.unpaced_in_flight = unpaced_in_flight
+        self.deferral = deferral  # serial meters keep whole frames for its cycle
         self.sources: dict[str, Source] = {}
         self.simulators: dict[str, Any] = {}
         self.crashes: dict[str, int] = {}
@@ -99,11 +102,11 @@ class MeterSet:
             return self._unpaced_source(meter)
         port = self._simulated_port(meter) if simulated else meter.port
         driver = "gb202" if meter.driver == "simulated" else meter.driver
-        from wattd.sources.serial_source import make_serial_source
+        from wattd.sources.serial_config import make_serial_source
 
         assert port is not None  # config validation requires a port for serial drivers
         return make_serial_source(meter, port=port, driver=driver, clock=self.clock,
-                                  on_reading=self.on_reading)
+                                  on_reading=self.on_reading, deferral=self.deferral)
 
     def _polled_source(self, meter: MeterConfig) -> Source:
         from wattd.daemon.polled_meters import make_polled_source
@@ -124,7 +127,7 @@ class MeterSet:
     def _unpaced_source(self, meter: MeterConfig) -> Source:
         from wattd.simulator.meter import make_chip
         from wattd.simulator.unpaced import UnpacedFeed
-        from wattd.sources.serial_source import make_serial_source
+        from wattd.sources.serial_config import make_serial_source
 
         assert self.unpaced_in_flight is not None
         driver = "gb202" if meter.driver == "simulated" else meter.driver

@@ -4,13 +4,14 @@ Sources call :meth:`Pipeline.on_reading` from the event loop. The stages are
 an ordered list given by the daemon (clock stamp, run tagging with hold-back,
 clock sync gate). Readings that come out of the last stage are written to the
 journal in batches by one writer task, so a burst of readings costs one
-journal write.
+journal write. Sources may keep whole frames undecoded until the next cycle
+(wattd.sources.frame_backlog: ``keep``, ``register_backlog``, ``catch_up``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from wattd.clock.timesource import Clock
@@ -57,7 +58,7 @@ class Pipeline:
     """Sources -> ``stages`` (in order) -> journal; it owns its writer task."""
 
     def __init__(self, journal: Journal, clock: Clock, stages: Sequence[Stage] = (), *,
-                 spawn: Spawn | None = None) -> None:
+                 spawn: Spawn | None = None, urgent: Callable[[], bool] | None = None) -> None:
         self.journal = journal
         self.clock = clock
         self.stages = tuple(stages)
@@ -78,6 +79,27 @@ class Pipeline:
         self.next_cycle_boot_ns = 0  # CLOCK_BOOTTIME at which a reading starts the next cycle
         self._wake = asyncio.Event()
         self._readings_at_cycle = 0
+        # Sources' kept frames: fed by catch_up(); none kept while urgent() (a stop waits).
+        self._urgent = urgent
+        self._backlogs: tuple[Callable[[], None], ...] = ()
+
+    def register_backlog(self, catch_up: Callable[[], None]) -> None:
+        self._backlogs = (*self._backlogs, catch_up)
+
+    def keep(self, boot_ns: int) -> bool:
+        """May a source keep a frame read at ``boot_ns`` for the next cycle (which it
+        starts when due, as a reading would)?"""
+        if self._urgent is not None and self._urgent():
+            return False
+        if boot_ns >= self.next_cycle_boot_ns:
+            self._wake.set()
+        return True
+
+    def catch_up(self) -> None:
+        """Feed every source's kept frames now: before each cycle, and before anything
+        reads or changes what readings go through (markers, the clock's verdict)."""
+        for catch_up in self._backlogs:
+            catch_up()
 
     def on_reading(self, reading: Reading) -> None:
         self.readings_in += 1
@@ -130,6 +152,7 @@ class Pipeline:
                 timer = loop.call_later(self.batch_s + QUIET_SLACK_S, self._wake.set)
                 await self._wake.wait()
                 timer.cancel()
+            self.catch_up()  # before the clear: what it feeds needs no second cycle
             self._wake.clear()
             self.progress += 1
             now_boot_ns = self.clock.boottime_ns()
@@ -178,6 +201,7 @@ class Pipeline:
     async def drain(self) -> None:
         """Shutdown: release everything the stages hold and write it. A later stage
         holds older readings than an earlier one, so its readings go first."""
+        self.catch_up()
         ready = list(self._released)
         self._released.clear()
         for stage in reversed(self.stages):

@@ -96,6 +96,9 @@ class MarkerService:
         # markers.multicast (SPEC 10): checked now, joined in start (after the ports).
         self._multicast_at = check_multicast(cfg)
         self.multicast: MulticastEndpoint | None = None
+        # Called before the engine sees a marker or a tick (the daemon: sources feed
+        # the frames they kept, so the engine sees every reading read before).
+        self.before_engine: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -179,6 +182,8 @@ class MarkerService:
             if not data.startswith(b"sample "):
                 self._send(send(Refused(exc.reason, exc.detail)), sender)
             return
+        if self.before_engine is not None:
+            self.before_engine()
         key = (source, msg.msg_id) if msg.msg_id is not None else None
         if key is not None:
             seen = self.dedup.get(key)
@@ -315,6 +320,8 @@ class MarkerService:
             # max_run_s and dedup expiry, which need no better than a second.
             await asyncio.sleep(TICK_S if self.engine.waiting else IDLE_TICK_S)
             try:
+                if self.before_engine is not None:
+                    self.before_engine()
                 now_rt, now_boot = clock_pair(self.clock)
                 self.engine.poll(now_rt, now_boot)
                 self.send_completions()

@@ -174,6 +174,13 @@ class HLW8032Decoder:
             del buf[:pos]
         return events
 
+    def takes_whole(self, data: bytes) -> bool:
+        """Would ``feed(data)`` decode exactly one whole, aligned frame (checksum good)
+        and leave nothing buffered (``bytes_pending`` 0)? Lets a transport keep such a
+        read to feed later, in order, with its own stamps: the result is the same."""
+        return (not self._buf and len(data) == FRAME_BYTES and data[1] == CHECK_BYTE
+                and _IS_STATE[data[0]] == 1 and sum(data[2:23]) & 0xFF == data[23])
+
     def bytes_pending(self) -> int:
         """Bytes still to come for the frame being received (0 when no frame is
         known to be under way). Lets a transport sleep through the frame's wire

@@ -11,22 +11,21 @@ of ``run()`` except cancellation.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 import os
 import termios
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import serial
 import structlog
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
 from wattd.protocols.base import DecodeError, Decoder, Measurement, SerialSettings
-from wattd.protocols.plausible import RangesLike
-from wattd.protocols.registry import DriverSpec, get_driver
+from wattd.protocols.registry import DriverSpec
 from wattd.readings import Reading
+from wattd.sources.frame_backlog import Deferral, FrameBacklog
 from wattd.sources.reconnect import Reconnector
 from wattd.sources.serial_open import open_serial
 
@@ -39,7 +38,8 @@ class SerialSource:
     """One serial meter. ``await run()`` until ``stop()``; ``status()`` for ``wattd status``.
 
     ``vmin_wakeups=False`` keeps one wake-up per chunk with the sleep-through-frame
-    timer, what a port that refuses termios VMIN gets (see ``_setup_vmin``)."""
+    timer, what a port that refuses termios VMIN gets (see ``_setup_vmin``). With
+    ``deferral`` whole frames wait for the pipeline's cycle (wattd.sources.frame_backlog)."""
 
     def __init__(self, name: str, port: str, driver: DriverSpec, decoder: Decoder, *,
                  on_reading: Callable[[Reading], None],
@@ -47,7 +47,8 @@ class SerialSource:
                  settings: SerialSettings | None = None, latency_ms: float = 0.0,
                  clock: Clock = SYSTEM_CLOCK, static_tags: Mapping[str, str] | None = None,
                  poll_interval_s: float | None = None, vmin_wakeups: bool = True,
-                 reconnector: Reconnector | None = None, log: Any = None) -> None:
+                 reconnector: Reconnector | None = None, log: Any = None,
+                 deferral: Deferral | None = None) -> None:
         self.name = name
         self.port = port
         self.driver = driver
@@ -83,6 +84,9 @@ class SerialSource:
         self._vmin = 0
         self.vmin_sets = 0
         self._pending_fn: Callable[[], int] | None = getattr(decoder, "bytes_pending", None)
+        takes_whole = getattr(decoder, "takes_whole", None)
+        self.backlog = (FrameBacklog(self.feed, takes_whole, deferral)
+                         if deferral is not None and takes_whole is not None else None)
         self._error_log_last: dict[str, float] = {}
         self._error_log_suppressed: dict[str, int] = {}
 
@@ -149,6 +153,8 @@ class SerialSource:
                 port.close()
             except (OSError, serial.SerialException) as exc:
                 self._log.debug("closing meter port failed", meter=self.name, reason=str(exc))
+        if self.backlog is not None:
+            self.backlog.catch_up()  # what was read before the port went
         flush = getattr(self.decoder, "flush", None)
         if flush is not None:  # a frame cut by the unplug is `incomplete`
             self._dispatch(flush(self.clock.realtime_ns()), 0, 0)
@@ -168,6 +174,10 @@ class SerialSource:
             return
         if not data:
             self._port_gone("end of file")
+            return
+        backlog = self.backlog  # VMIN at the frame size: a whole frame keeps it there
+        if (backlog is not None and self._vmin == self._vmin_frame
+                and backlog.offer(data, real_ns, boot_ns)):
             return
         self.feed(data, real_ns, boot_ns)
         if self._vmin_frame is not None:
@@ -245,10 +255,9 @@ class SerialSource:
         Sleeping costs a reader removal, a timer and a reader re-add (about two
         reads' worth of event-loop work), so it is done only when more than two
         reads of the size just seen (the adapter's chunk) are still to come."""
-        pending_fn = getattr(self.decoder, "bytes_pending", None)
-        if pending_fn is None:
+        if self._pending_fn is None:
             return
-        pending = pending_fn()
+        pending = self._pending_fn()
         if pending < 3 or pending <= 2 * got:
             return
         loop = asyncio.get_running_loop()
@@ -364,37 +373,3 @@ class SerialSource:
             "last_error": self.reconnector.last_error or None,
             "last_reading_age_s": age_s,
         }
-
-
-class MeterLike(Protocol):
-    """The fields of ``wattd.config.MeterConfig`` a serial source uses."""
-
-    name: str
-    tags: dict[str, str]
-    baudrate: int | None
-    calibration: dict[str, float]
-    latency_ms: float
-    address: int
-    poll_interval_s: float
-
-    @property
-    def plausible(self) -> RangesLike: ...
-
-
-def make_serial_source(meter: MeterLike, *, port: str, driver: str,
-                       on_reading: Callable[[Reading], None],
-                       on_error: Callable[[DecodeError], None] | None = None,
-                       clock: Clock = SYSTEM_CLOCK) -> SerialSource:
-    """A source for one configured serial meter (``driver`` may differ from the config's,
-    e.g. ``gb202`` for a ``simulated`` meter). Raises ConfigError for a bad driver or
-    calibration key."""
-    spec = get_driver(driver)
-    settings = spec.serial
-    if meter.baudrate and meter.baudrate != settings.baudrate:
-        settings = dataclasses.replace(settings, baudrate=meter.baudrate)
-    decoder = spec.make_decoder(meter.calibration or None, meter.plausible, settings=settings,
-                                address=meter.address)
-    return SerialSource(
-        meter.name, port, spec, decoder, on_reading=on_reading, on_error=on_error,
-        settings=settings, latency_ms=meter.latency_ms, clock=clock,
-        static_tags=meter.tags, poll_interval_s=meter.poll_interval_s if spec.polled else None)
