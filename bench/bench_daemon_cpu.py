@@ -13,7 +13,11 @@ daemon's least work (the floor's reader with VMIN, the real decoder, a journal
 line per reading appended every 0.3 s, an fsync a second: see SKELETON).
 Targets: daemon <= 0.5 % of one core and <= 1.5x the floor, peak RSS <= 60 MB.
 
-    python bench/bench_daemon_cpu.py [--seconds 60] [--feed whole|paced]
+    python bench/bench_daemon_cpu.py [--seconds 60] [--feed whole|paced] [--sink v1]
+
+``--sink v1``: the daemon also delivers to a real InfluxDB 1.6 (started here as
+tests/servers.py does; its own CPU is not counted), with the default delivery:
+what a user who configures a database gets.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -144,7 +149,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--feed", choices=("whole", "paced"), default="whole")
+    parser.add_argument("--sink", choices=("none", "v1"), default="none")
     args = parser.parse_args()
+    server = None
+    if args.sink == "v1":
+        sys.path.insert(0, str(ROOT))
+        from tests.servers import InfluxDB1
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         link = tmp / "ttySIM"
@@ -156,13 +166,20 @@ def main() -> None:
                                    str(link), str(link2), str(link3), str(link4)])
         procs = [feeder]
         try:
+            sink_cfg = ""
+            if args.sink == "v1":
+                server = InfluxDB1(tmp / "influx")
+                server.start()
+                server.create_database("wattd")
+                sink_cfg = f"influxdb: [{{url: '{server.url}', api: v1, database: wattd}}]\n"
             for _ in range(100):
                 if all(p.exists() for p in (link, link2, link3, link4)):
                     break
                 time.sleep(0.05)
             cfg = tmp / "wattd.yaml"
             cfg.write_text(f"meters: [{{name: pi, driver: gb202, port: {link}}}]\n"
-                           f"journal: {{dir: {tmp / 'journal'}}}\nlog: {{format: json}}\n")
+                           f"journal: {{dir: {tmp / 'journal'}}}\nlog: {{format: json}}\n"
+                           + sink_cfg)
             daemon = subprocess.Popen([sys.executable, "-m", "wattd", "run", "-c", str(cfg)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cat = subprocess.Popen(["cat", str(link2)], stdout=subprocess.DEVNULL)
@@ -190,10 +207,20 @@ def main() -> None:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            delivered = None
+            if server is not None:
+                try:
+                    series = server.query("SELECT count(power_w) FROM wattd_power",
+                                          db="wattd")["results"][0].get("series") or []
+                    delivered = series[0]["values"][0][1] if series else 0
+                finally:
+                    server.stop()
     result = {
         "bench": "daemon_cpu",
         "seconds": round(wall, 1),
         "feed": args.feed,
+        "sink": args.sink,
+        **({"points_delivered": delivered} if args.sink != "none" else {}),
         "readings_per_s": round(lines / (wall + 5.0), 2),
         "daemon_cpu_pct_of_core": round(100 * used[daemon.pid] / wall, 3),
         "reference_cat_cpu_pct_of_core": round(100 * used[cat.pid] / wall, 3),
