@@ -42,18 +42,18 @@ async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
 def test_batch_length_follows_the_freshness_of_the_stalest_meter(tmp_path: Path) -> None:
     clock = FakeClock()
     p = Pipeline(Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0)), clock)
-    assert (p.min_batch_s, p.max_batch_s, p.freshness_s) == (0.2, 0.5, 0.75)
+    assert (p.min_batch_s, p.max_batch_s, p.freshness_s) == pytest.approx((0.2, 0.6, 0.85))
     now = clock.boot
-    # Newest reading released 0.4 s old (the marker hold-back): 0.75 - 0.4 s to go.
+    # Newest reading released 0.4 s old (the marker hold-back): 0.85 - 0.4 s to go.
     p.plan_cycle(now, [_reading(clock, age_ns=6 * S // 10), _reading(clock, age_ns=4 * S // 10)])
-    assert p.batch_s == pytest.approx(0.35)
-    assert p.next_cycle_boot_ns == now + int(0.35 * S)
+    assert p.batch_s == pytest.approx(0.45)
+    assert p.next_cycle_boot_ns == now + int(p.batch_s * S)
     # Two meters: the one whose newest reading is oldest decides.
     p.plan_cycle(now, [_reading(clock, "a", age_ns=S // 10), _reading(clock, "b", age_ns=S // 2)])
-    assert p.batch_s == pytest.approx(0.25)
-    # Fresh readings (no hold-back): at most half the fsync interval.
+    assert p.batch_s == pytest.approx(0.35)
+    # Fresh readings (no hold-back): at most 0.6 fsync intervals.
     p.plan_cycle(now, [_reading(clock)])
-    assert p.batch_s == 0.5
+    assert p.batch_s == pytest.approx(0.6)
     # Stale readings (released after a wait): never shorter than the floor.
     p.plan_cycle(now, [_reading(clock, age_ns=5 * S)])
     assert p.batch_s == 0.2
@@ -62,12 +62,12 @@ def test_batch_length_follows_the_freshness_of_the_stalest_meter(tmp_path: Path)
     p.plan_cycle(now, [])
     assert p.batch_s == 0.2
     p.plan_cycle(now, [])
-    assert p.batch_s == 0.5
+    assert p.batch_s == pytest.approx(0.6)
 
 
 def test_a_short_fsync_interval_keeps_short_batches(tmp_path: Path) -> None:
     p = Pipeline(Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=0.2)), FakeClock())
-    assert (p.min_batch_s, p.max_batch_s) == (0.05, 0.1)
+    assert (p.min_batch_s, p.max_batch_s) == pytest.approx((0.05, 0.12))
 
 
 async def test_a_reading_starts_the_cycle_once_it_is_due(journal: Journal,

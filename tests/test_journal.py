@@ -155,7 +155,7 @@ async def test_a_segment_deleted_while_being_compressed_stays_deleted(
     deleted data would come back and the directory go over its bound)."""
     release = threading.Event()
     in_flight: list[Path] = []
-    original = writer_mod._gzip_to_tmp
+    original = writer_mod.gzip_to_tmp
 
     def slow_gzip(src: Path) -> Path:
         tmp = original(src)
@@ -164,7 +164,7 @@ async def test_a_segment_deleted_while_being_compressed_stays_deleted(
             release.wait(10.0)  # until the bound has deleted their segments
         return tmp
 
-    monkeypatch.setattr(writer_mod, "_gzip_to_tmp", slow_gzip)
+    monkeypatch.setattr(writer_mod, "gzip_to_tmp", slow_gzip)
     cfg = JournalConfig(dir=str(tmp_path), segment_bytes=2048, max_bytes=16384, compress=True)
     journal = Journal(cfg)
     await journal.open()

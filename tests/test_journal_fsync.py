@@ -1,4 +1,5 @@
-"""Journal fsync cadence: the fsync rides on the write's worker hop when due (injectable fsync)."""
+"""Journal fsync cadence: a readings append due for its fsync asks the sync thread (no wait);
+durable points are fsynced before the append returns (injectable fsync)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,31 @@ from wattd.journal.segments import list_segments
 from wattd.journal.writer import Journal
 
 
-async def test_fsync_rides_on_the_append_whose_successor_would_be_late(tmp_path: Path) -> None:
-    synced: list[int] = []
+async def test_fsync_is_asked_by_the_append_whose_successor_would_be_late(
+        tmp_path: Path) -> None:
+    synced: list[str] = []  # the file each fsync was of (its descriptor is a duplicate)
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        os.fsync(fd)
+
     fake = FakeTime()
     journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0),
-                      fsync=synced.append, clock=fake)
+                      fsync=fsync, clock=fake)
     await journal.open()
+    # t=0.8: the next append (1.2) would miss the deadline (1.0) -> fsync now; t=1.6 likewise.
+    expected = [0, 0, 1, 1, 2, 2]
     counts = []
     for i in range(6):  # an append every 0.4 s, the pipeline's usual cadence
         await journal.append([_line(i)])
-        counts.append(len(synced))  # an fsync in the append's own hop is done by now
+        await until(lambda i=i: len(synced) >= expected[i])  # the thread's fsync is done
+        counts.append(len(synced))
         fake.now += 0.4
-    # t=0.8: the next append (1.2) would miss the deadline (1.0) -> fsync now; t=1.6 likewise.
-    assert counts == [0, 0, 1, 1, 2, 2]
+    assert counts == expected
     assert journal.fsyncs == 2
     # Every fsync was of the segment being written.
     [active] = list_segments(tmp_path)
-    assert {os.readlink(f"/proc/self/fd/{fd}") for fd in synced} == {str(active.path)}
+    assert set(synced) == {str(active.path)}
     await journal.close()
     assert [line for _, line in iter_lines(tmp_path)] == [_line(i) for i in range(6)]
 
@@ -63,12 +72,11 @@ async def test_a_failed_fsync_in_the_write_hop_is_retried_later(tmp_path: Path) 
     journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=0.05), fsync=flaky_fsync,
                       clock=fake)
     await journal.open()
-    fake.now += 1.0  # due now: this append fsyncs in its own hop
+    fake.now += 1.0  # due now: this append asks the sync thread
     await journal.append([_line(1)])  # readings: the error is logged, not raised
-    assert len(calls) == 1
-    assert journal.fsyncs == 0
     assert [line for _, line in iter_lines(tmp_path)] == [_line(1)], "the data is written"
     await until(lambda: journal.fsyncs == 1)  # the fallback timer tries again
+    assert len(calls) == 2, "the thread's failed fsync, then the fallback's"
     calls.clear()  # the next fsync fails again
     with pytest.raises(OSError):  # durable points: the caller is told
         await journal.append([_line(2)], durable=True)

@@ -104,12 +104,13 @@ async def test_nothing_is_kept_while_a_stage_needs_readings_at_once(
         pty: tuple[int, str], tmp_path: Path) -> None:
     master, path = pty
     urgent = Urgency()
-    source, _pipeline, seen, task = await started(path, tmp_path, urgent)
+    source, pipeline, seen, task = await started(path, tmp_path, urgent)
     try:
         sent = frames(3)
         os.write(master, sent[0])
         await wait_for(lambda: source.backlog is not None and len(source.backlog) == 1)
         urgent.now = True  # a stop waits for its bracketing reading
+        pipeline.update_urgency()  # what the marker service calls after the engine
         os.write(master, sent[1])
         # the kept frame first, then this one, both at once
         await wait_for(lambda: len(seen) == 2)
@@ -117,6 +118,7 @@ async def test_nothing_is_kept_while_a_stage_needs_readings_at_once(
         assert len(source.backlog) == 0
         assert seen[0].t_boot_ns < seen[1].t_boot_ns
         urgent.now = False
+        pipeline.update_urgency()
         os.write(master, sent[2])
         await wait_for(lambda: source.backlog is not None and len(source.backlog) == 1)
         assert len(seen) == 2

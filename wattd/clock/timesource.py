@@ -6,9 +6,11 @@ integral use CLOCK_BOOTTIME (monotonic, counts through suspend).
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -31,6 +33,9 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+# The system clock's reads without a Python call each (clock_pair runs per frame).
+_SYSTEM_READS = (functools.partial(time.clock_gettime_ns, time.CLOCK_REALTIME),
+                 functools.partial(time.clock_gettime_ns, time.CLOCK_BOOTTIME))
 
 
 # realtime - boottime changes only when the realtime clock is stepped (settimeofday,
@@ -47,6 +52,7 @@ SYSTEM_CLOCK = SystemClock()
 # is far below the health monitor's ``step_threshold_ms`` (a 20 ms step moved a
 # 100 W run's report by 2 J, unflagged).
 OFFSET_SNAP_NS = 200_000
+TIGHT_NS = 20_000  # a pair read within this is tight (not preempted)
 STEP_HISTORY = 256
 
 
@@ -68,6 +74,8 @@ _kept_system: dict[int, _Kept] = {}
 
 
 def _state(clock: object) -> _Kept | None:
+    if type(clock) is SystemClock:  # no weak reference (slots): by id, no exception
+        return _kept_system.get(id(clock))
     try:
         return _kept.get(clock)
     except TypeError:
@@ -81,7 +89,15 @@ def _remember(clock: object, kept: _Kept) -> None:
         _kept_system[id(clock)] = kept
 
 
-def clock_pair(clock: Clock, tries: int = 5, tight_ns: int = 20_000) -> tuple[int, int]:
+def clock_reads(clock: Clock) -> tuple[Callable[[], int], Callable[[], int]]:
+    """``clock``'s (realtime, boottime) reads; for the system clock without a Python
+    call each (a port's reader thread reads them per frame)."""
+    if type(clock) is SystemClock:
+        return _SYSTEM_READS
+    return clock.realtime_ns, clock.boottime_ns
+
+
+def clock_pair(clock: Clock, tries: int = 5, tight_ns: int = TIGHT_NS) -> tuple[int, int]:
     """(realtime, boottime) of one instant. The two reads are bracketed by a
     second realtime read and retried when they were far apart: on a busy
     machine the process can be preempted between them, and a pair read across
@@ -89,17 +105,27 @@ def clock_pair(clock: Clock, tries: int = 5, tight_ns: int = 20_000) -> tuple[in
     Consecutive pairs of one clock share one realtime - boottime offset unless
     it moved by more than OFFSET_SNAP_NS (see above)."""
     best: tuple[int, int, int] | None = None
+    realtime, boottime = clock_reads(clock)
     for _ in range(tries):
-        rt1 = clock.realtime_ns()
-        boot = clock.boottime_ns()
-        rt2 = clock.realtime_ns()
-        gap = rt2 - rt1
-        if best is None or gap < best[0]:
-            best = (gap, (rt1 + rt2) // 2, boot)
-        if gap <= tight_ns:
+        rt1 = realtime()
+        boot = boottime()
+        rt2 = realtime()
+        if best is None or rt2 - rt1 < best[2] - best[0]:
+            best = (rt1, boot, rt2)
+        if rt2 - rt1 <= tight_ns:
             break
     assert best is not None
-    gap, real, boot = best
+    return settle_pair(clock, *best, tight_ns=tight_ns)
+
+
+def settle_pair(clock: Clock, rt1: int, boot: int, rt2: int,
+                tight_ns: int = TIGHT_NS) -> tuple[int, int]:
+    """(realtime, boottime) from one bracketed read (realtime ``rt1``, boottime
+    ``boot``, realtime ``rt2``), with the kept offset rule above: what
+    :func:`clock_pair` does after reading, for reads taken elsewhere (a port's
+    reader thread reads and stamps; the event loop settles the pair later)."""
+    gap = rt2 - rt1
+    real = (rt1 + rt2) // 2
     kept = _state(clock)
     if kept is None:
         _remember(clock, _Kept(real - boot, boot))

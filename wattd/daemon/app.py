@@ -70,6 +70,7 @@ class Daemon:
         # status is read, so the engine and the stamps see what they would at once.
         self.markers.before_engine = self.clock_service.health.before_poll = \
             self.pipeline.catch_up
+        self.markers.after_engine = self.pipeline.update_urgency
         self.meters = MeterSet(cfg.meters, clock=clock, on_reading=self.pipeline.on_reading,
                                simulate=simulate, deferral=self.pipeline,
                                unpaced_in_flight=self._in_flight if unpaced else None)

@@ -5,7 +5,7 @@ an ordered list given by the daemon (clock stamp, run tagging with hold-back,
 clock sync gate). Readings that come out of the last stage are written to the
 journal in batches by one writer task, so a burst of readings costs one
 journal write. Sources may keep whole frames undecoded until the next cycle
-(wattd.sources.frame_backlog: ``keep``, ``register_backlog``, ``catch_up``).
+(wattd.sources.frame_backlog: ``urgent_now``, ``register_backlog``, ``catch_up``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ log = get_logger("wattd.pipeline")
 # newest journalled reading of every meter stays younger than this share of
 # journal.fsync_interval_s (SPEC 4: a crash loses at most that interval; the rest
 # is margin for the reading that triggers a cycle and for scheduling) ...
-FRESHNESS_SHARE = 0.75
+FRESHNESS_SHARE = 0.85
 # ... within these bounds: never shorter than WRITE_BATCH_S (or a quarter of a
 # short fsync interval), never longer than half the fsync interval.
 WRITE_BATCH_S = 0.2
-MAX_BATCH_SHARE = 0.5
+MAX_BATCH_SHARE = 0.6
 # A cycle is started by the first reading after it is due (the loop is awake
 # then anyway: no timer wake-up); this timer, the batch plus this slack, starts it
 # when no reading comes (a quiet meter's held-back readings are still released).
@@ -81,19 +81,22 @@ class Pipeline:
         self._readings_at_cycle = 0
         # Sources' kept frames: fed by catch_up(); none kept while urgent() (a stop waits).
         self._urgent = urgent
+        self.urgent_now = False
         self._backlogs: tuple[Callable[[], None], ...] = ()
 
     def register_backlog(self, catch_up: Callable[[], None]) -> None:
         self._backlogs = (*self._backlogs, catch_up)
 
-    def keep(self, boot_ns: int) -> bool:
-        """May a source keep a frame read at ``boot_ns`` for the next cycle (which it
-        starts when due, as a reading would)?"""
-        if self._urgent is not None and self._urgent():
-            return False
-        if boot_ns >= self.next_cycle_boot_ns:
-            self._wake.set()
-        return True
+    def update_urgency(self) -> None:
+        """After the marker engine ran: does a stage need readings at once now (a stop
+        waits for its bracketing reading)? Sources' reader threads read ``urgent_now``
+        per frame and then hand each read over at once. Turning urgent feeds what was
+        kept meanwhile (a read kept just before the flag changed)."""
+        urgent = self._urgent is not None and self._urgent()
+        if urgent != self.urgent_now:
+            self.urgent_now = urgent
+            if urgent:
+                self.catch_up()
 
     def catch_up(self) -> None:
         """Feed every source's kept frames now: before each cycle, and before anything
@@ -149,10 +152,14 @@ class Pipeline:
             if not self._wake.is_set():
                 # A timer handle, not wait_for(): no task per cycle on this hot path;
                 # cancelled before it fires while readings keep coming.
-                timer = loop.call_later(self.batch_s + QUIET_SLACK_S, self._wake.set)
+                # Sources that keep their frames (reader threads) start no cycle: the
+                # timer is the cycle then, due at once.
+                slack = 0.0 if self._backlogs else QUIET_SLACK_S
+                timer = loop.call_later(self.batch_s + slack, self._wake.set)
                 await self._wake.wait()
                 timer.cancel()
             self.catch_up()  # before the clear: what it feeds needs no second cycle
+            self.update_urgency()
             self._wake.clear()
             self.progress += 1
             now_boot_ns = self.clock.boottime_ns()

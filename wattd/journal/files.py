@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
 from pathlib import Path
 
 
@@ -19,3 +21,35 @@ def mtime_or(path: Path, default: float) -> float:
     except FileNotFoundError:
         return default
 
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Cut a torn last line (a crash mid-write) off a plain segment, fsynced; the
+    bytes cut (0: the segment ends with a whole line)."""
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        back = min(size, 1 << 16)
+        fh.seek(size - back)
+        tail = fh.read(back)
+        if tail.endswith(b"\n"):
+            return 0
+        cut = tail.rfind(b"\n")
+        new_size = size - back + cut + 1 if cut >= 0 else (0 if back == size else size)
+        if new_size == size:
+            return 0
+        fh.truncate(new_size)
+        os.fsync(fh.fileno())
+    return size - new_size
+
+
+def gzip_to_tmp(src: Path) -> Path:
+    """Write the gzip copy of a closed segment beside it as ``<name>.gz.tmp``,
+    fsynced, and return its path (the worker-thread half of a compression)."""
+    tmp = src.with_name(src.name + ".gz.tmp")
+    with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    return tmp

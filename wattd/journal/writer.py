@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +25,7 @@ import aiofiles.os
 from wattd.config import JournalConfig
 from wattd.errors import ConfigError
 from wattd.journal.cursor import CursorStore
-from wattd.journal.files import mtime_or, write_all
+from wattd.journal.files import cut_torn_tail, gzip_to_tmp, mtime_or, write_all
 from wattd.journal.segments import (
     Position,
     SegmentInfo,
@@ -35,29 +33,17 @@ from wattd.journal.segments import (
     segment_name,
     split_at_lines,
 )
+from wattd.journal.syncer import Syncer
 from wattd.logsetup import get_logger
 
 log = get_logger("wattd.journal")
 
 FsyncFn = Callable[[int], None]
 # Appends up to this size are written from the event loop: copying a few KiB into
-# the page cache takes microseconds, less than the worker-thread hop it replaces
-# (a futex wake-up, the worker's write to the loop's self-pipe and one more loop
-# wake-up), which was most of the daemon's CPU beyond reading its meters at their
-# real rate. Bigger writes (a burst after a hold) and every fsync still run in
-# the worker thread, so a slow disk stalls the worker, not the stamping.
+# the page cache takes microseconds, less than a worker-thread hop (a futex wake-up,
+# a self-pipe write, one more loop wake-up). Bigger writes (a burst after a hold)
+# and fsyncs run in threads, so a slow disk stalls those, not the stamping.
 INLINE_WRITE_BYTES = 64 * 1024
-
-
-def _gzip_to_tmp(src: Path) -> Path:
-    """Write the gzip copy of a closed segment beside it as ``<name>.gz.tmp``,
-    fsynced, and return its path (the worker-thread half of a compression)."""
-    tmp = src.with_name(src.name + ".gz.tmp")
-    with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    return tmp
 
 
 class Journal:
@@ -86,18 +72,20 @@ class Journal:
         self._sync_timer: asyncio.TimerHandle | None = None
         self._sync_wanted = asyncio.Event()
         self._fsync_task: asyncio.Task[None] | None = None
+        # Readings' fsyncs: asked of a thread without waiting (wattd.journal.syncer).
+        self._syncer = Syncer(fsync, self._background_fsync_failed)
+        self._last_fsync_done = self._last_fsync  # of the last fsync known to succeed
         self._write_in_worker = aiofiles.os.wrap(self._write_blocking)
         self._fsync_in_worker = aiofiles.os.wrap(self._fsync_blocking)
         self._bg: set[asyncio.Task[None]] = set()
         # Never let one segment take more than a quarter of the bound.
         self._segment_bytes = max(4096, min(cfg.segment_bytes, cfg.max_bytes // 4))
         self.lines_written = 0
-        self.fsyncs = 0
+        self._fsyncs_awaited = 0
         self.torn_lines_cut = 0
         self.segments_deleted = 0
         self.undelivered_bytes_dropped = 0
         self.write_errors = 0
-
 
     async def open(self) -> None:
         try:
@@ -127,26 +115,14 @@ class Journal:
                 self._compress_later(info.number)
         self._enforce_bounds()
         self._fsync_task = asyncio.create_task(self._fsync_loop(), name="journal-fsync")
+        self._syncer.start()
         log.info("journal_open", dir=str(self.dir), segment=self._segment, offset=self._offset)
 
     def _cut_torn_tail(self, path: Path) -> None:
-        with open(path, "rb+") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            if size == 0:
-                return
-            back = min(size, 1 << 16)
-            fh.seek(size - back)
-            tail = fh.read(back)
-            if tail.endswith(b"\n"):
-                return
-            cut = tail.rfind(b"\n")
-            new_size = size - back + cut + 1 if cut >= 0 else (0 if back == size else size)
-            if new_size == size:
-                return
-            fh.truncate(new_size)
-            os.fsync(fh.fileno())
-        self.torn_lines_cut += 1
-        log.warning("journal_torn_line_skipped", segment=path.name, bytes=size - new_size)
+        cut = cut_torn_tail(path)
+        if cut:
+            self.torn_lines_cut += 1
+            log.warning("journal_torn_line_skipped", segment=path.name, bytes=cut)
 
     async def close(self) -> None:
         self._cancel_sync_timer()
@@ -160,6 +136,7 @@ class Journal:
                 await self._sync_now()
                 await self._file.close()
                 self._file = None
+        await asyncio.get_running_loop().run_in_executor(None, self._syncer.stop)
         if self._bg:
             await asyncio.gather(*self._bg, return_exceptions=True)
         log.info("journal_closed", lines_written=self.lines_written)
@@ -224,6 +201,10 @@ class Journal:
         try:
             if len(data) <= INLINE_WRITE_BYTES:
                 write_all(fd, data)
+                if sync and not durable and self._syncer.request(fd):
+                    self._offset += len(data)
+                    self._sync_asked()
+                    return
                 fsync_error = await self._fsync_in_worker(fd) if sync else None
             else:
                 fsync_error = await self._write_in_worker(fd, data, sync)
@@ -255,11 +236,30 @@ class Journal:
         await asyncio.get_running_loop().run_in_executor(None, self._fsync, fd)
         self._synced()
 
+    @property
+    def fsyncs(self) -> int:
+        """Fsyncs completed (the journal's own and its sync thread's)."""
+        return self._fsyncs_awaited + self._syncer.done
+
     def _synced(self) -> None:
+        self._fsyncs_awaited += 1
+        self._sync_asked()
+        self._last_fsync_done = self._last_fsync
+
+    def _sync_asked(self) -> None:
+        """Clean as of now: the fsync is done, or asked of the sync thread."""
         self._dirty = False
-        self.fsyncs += 1
         self._last_fsync = self._clock()
         self._cancel_sync_timer()
+
+    def _background_fsync_failed(self, exc: Exception) -> None:
+        """The sync thread's fsync failed: dirty again, retried by the fallback timer
+        an interval later (as a failed fsync in the append's own hop)."""
+        log.error("journal_fsync_failed", error=str(exc))
+        self._last_fsync = self._last_fsync_done
+        if self._file is not None:
+            self._dirty = True
+            self._arm_sync_timer(self.cfg.fsync_interval_s)
 
     def _arm_sync_timer(self, min_delay: float = 0.0) -> None:
         """Fallback fsync at the deadline (after a failed fsync: an interval later)."""
@@ -325,7 +325,7 @@ class Journal:
         path = self.dir / segment_name(number)
         tmp = path.with_name(path.name + ".gz.tmp")
         try:
-            await asyncio.to_thread(_gzip_to_tmp, path)
+            await asyncio.to_thread(gzip_to_tmp, path)
             if path.exists():
                 os.replace(tmp, path.with_name(path.name + ".gz"))
                 path.unlink()

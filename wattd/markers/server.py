@@ -99,6 +99,9 @@ class MarkerService:
         # Called before the engine sees a marker or a tick (the daemon: sources feed
         # the frames they kept, so the engine sees every reading read before).
         self.before_engine: Callable[[], None] | None = None
+        # Called after the engine handled a marker or a tick (the daemon: whether a
+        # stop now waits, so sources hand readings over at once).
+        self.after_engine: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -195,6 +198,8 @@ class MarkerService:
                     seen.asked_by(sender)
                 return
         outcome = self.engine.handle(msg, sender, recv_rt, now_boot)
+        if self.after_engine is not None:
+            self.after_engine()
         self._log_notice(outcome.notice)
         event: ReplyEvent | None
         if isinstance(outcome.event, StatusAsked):
@@ -324,6 +329,8 @@ class MarkerService:
                     self.before_engine()
                 now_rt, now_boot = clock_pair(self.clock)
                 self.engine.poll(now_rt, now_boot)
+                if self.after_engine is not None:
+                    self.after_engine()
                 self.send_completions()
                 self.dedup.expire(now_boot)
             except Exception:  # the ticker survives a bug in one tick

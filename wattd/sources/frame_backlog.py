@@ -1,30 +1,58 @@
-"""Whole frames kept undecoded until the pipeline's next cycle (the daemon's CPU share).
+"""Whole frames read by a thread of the port's own, decoded in the pipeline's cycle.
 
 At a meter's real rate the port wakes the daemon once per frame, and each
-wake-up finds the interpreter's caches cold: decoding the frame and passing its
-reading through the pipeline's stages then costs several times what it costs
-in a batch. A source with a backlog only reads and stamps a frame that its
-decoder would take whole (``takes_whole``: one aligned, valid frame, nothing
-left buffered, so the tty's VMIN stays the frame size), and keeps it; the
-pipeline feeds the kept frames, in order and with their read-time stamps, at
-the start of its next cycle, or whenever something is about to look at the
-readings (a marker datagram, the clock's verdict changing, a status). The
-decoder and the stages see exactly the sequence they would see at once.
+wake-up finds the interpreter's caches cold: an event-loop iteration, decoding
+the frame and passing its reading through the pipeline's stages then cost
+several times what they cost in a batch. A source with a backlog reads its
+port in a thread that only polls, reads and stamps (the stamp taken the moment
+the read returns, as the event loop's reader did) and keeps the bytes in
+order; the event loop is not woken for them. The pipeline feeds the kept reads,
+in order and with their read-time stamps, at the start of its next cycle, or
+whenever something is about to look at the readings (a marker datagram, the
+marker ticker, the clock's verdict changing, a status, shutdown). The decoder
+and the stages see exactly the sequence they would have seen at once.
+
+The thread wakes the loop at once (one ``call_soon_threadsafe``) for a read
+that is not one whole frame the decoder takes as it is (start-up, garbage, a
+lost byte: the loop then decodes it and realigns the tty's VMIN), and for every
+read while a stage needs readings now (a stop waiting for its bracketing
+reading).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
+import os
+import select
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
+
+import structlog
+
+from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_reads, settle_pair
+
+READ_BYTES = 4096
+GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
+STOP_JOIN_S = 2.0
+
+
+def gone_reason(exc: OSError) -> str:
+    """The reconnect reason for a read that failed."""
+    if exc.errno in GONE_ERRNOS:
+        return f"read: {os.strerror(exc.errno or 0)}"
+    return f"read: {exc}"
 
 
 class Deferral(Protocol):
     """The pipeline's side (wattd.daemon.pipeline.Pipeline)."""
 
-    def keep(self, boot_ns: int) -> bool:
-        """May a frame read at ``boot_ns`` wait for the next cycle? False while a
-        stage needs readings at once (a stop waiting for its bracketing reading)."""
-        ...
+    # Does a stage need readings at once (a stop waiting for its bracketing
+    # reading)? Read by the port's thread per frame: a plain attribute.
+    urgent_now: bool
 
     def register_backlog(self, catch_up: Callable[[], None]) -> None:
         """``catch_up()`` feeds everything kept; the pipeline calls it before each cycle
@@ -36,34 +64,121 @@ FeedFn = Callable[[bytes, int, int], None]
 
 
 class FrameBacklog:
-    """One source's kept frames: ``offer`` at read time, ``catch_up`` to feed them."""
+    """One source's reader thread and its kept reads: ``start``/``stop`` around an
+    open port, ``catch_up`` (event-loop thread) to feed what was read."""
 
     def __init__(self, feed: FeedFn, takes_whole: Callable[[bytes], bool],
-                 deferral: Deferral) -> None:
+                 deferral: Deferral, *, after_catch_up: Callable[[], None] | None = None,
+                 name: str = "meter") -> None:
         self._feed = feed
         self._takes_whole = takes_whole
-        self._keep = deferral.keep
-        self._frames: list[tuple[bytes, int, int]] = []
-        self.kept = 0
+        self._deferral = deferral
+        self._clock: Clock = SYSTEM_CLOCK
+        self._after = after_catch_up
+        self.name = name
+        # (bytes, realtime, boottime, realtime): the read and its bracketed clock reads
+        self._frames: deque[tuple[bytes, int, int, int]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_w: int | None = None
+        self._wake_pending = False
+        self.wakes = 0  # loop wake-ups asked for by the thread
         deferral.register_backlog(self.catch_up)
 
-    def offer(self, data: bytes, real_ns: int, boot_ns: int) -> bool:
-        """Keep ``data`` (True), or catch up so that the caller feeds it now, in order."""
-        if self._takes_whole(data) and self._keep(boot_ns):
-            self._frames.append((data, real_ns, boot_ns))
-            self.kept += 1
-            return True
-        if self._frames:
-            self.catch_up()
-        return False
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, fd: int, clock: Clock, on_gone: Callable[[str], None]) -> None:
+        """Read ``fd`` in a thread until ``stop()``; a failed read or end of file calls
+        ``on_gone(reason)`` in the event loop and ends the thread."""
+        self._loop = asyncio.get_running_loop()
+        self._clock = clock
+        stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._read, args=(fd, clock, on_gone, stop_r),
+                                        name=f"wattd-read-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (before the port's fd is closed: its number must not be
+        reused under a thread still polling it)."""
+        thread, self._thread = self._thread, None
+        stop_w, self._stop_w = self._stop_w, None
+        if stop_w is not None:
+            with contextlib.suppress(OSError):
+                os.write(stop_w, b"\0")
+        if thread is not None:
+            thread.join(STOP_JOIN_S)
+        if stop_w is not None:
+            os.close(stop_w)
+
+    def _read(self, fd: int, clock: Clock, on_gone: Callable[[str], None],
+              stop_r: int) -> None:
+        """The thread: poll, read, stamp, keep; nothing else runs here (the stamp's
+        realtime - boottime offset rule is applied in ``catch_up``: settle_pair)."""
+        loop = self._loop
+        assert loop is not None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(stop_r, select.POLLIN)
+        read, keep, takes_whole, deferral = os.read, self._frames.append, \
+            self._takes_whole, self._deferral
+        realtime, boottime = clock_reads(clock)
+        reason = ""
+        try:
+            while True:
+                events = poller.poll()
+                if ((len(events) != 1 or events[0][0] != fd)
+                        and any(ready == stop_r for ready, _ in events)):
+                    return
+                try:
+                    data = read(fd, READ_BYTES)
+                    rt1 = realtime()
+                    boot = boottime()
+                    rt2 = realtime()
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    reason = gone_reason(exc)
+                    return
+                if not data:
+                    reason = "end of file"
+                    return
+                keep((data, rt1, boot, rt2))
+                if deferral.urgent_now or not takes_whole(data):
+                    self._wake()
+        except Exception as exc:  # noqa: BLE001 - a bug here must end in a reconnect, not silence
+            reason = f"reader thread failed: {exc!r}"
+            structlog.get_logger("wattd.sources").error(
+                "meter reader thread failed", meter=self.name, error=repr(exc))
+        finally:
+            os.close(stop_r)
+            if reason:
+                self._wake()
+                with contextlib.suppress(RuntimeError):  # a closed loop: the daemon is gone
+                    loop.call_soon_threadsafe(on_gone, reason)
+
+    def _wake(self) -> None:
+        """From the thread: have the loop feed what was read, once per batch."""
+        if self._wake_pending or self._loop is None:
+            return
+        self._wake_pending = True
+        self.wakes += 1
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self.catch_up)
 
     def catch_up(self) -> None:
+        """In the event loop: feed every kept read, oldest first."""
+        self._wake_pending = False
         frames = self._frames
-        if frames:
-            self._frames = []
-            feed = self._feed
-            for data, real_ns, boot_ns in frames:
-                feed(data, real_ns, boot_ns)
+        if not frames:
+            return
+        feed, clock = self._feed, self._clock
+        while frames:
+            data, rt1, boot, rt2 = frames.popleft()
+            feed(data, *settle_pair(clock, rt1, boot, rt2))
+        if self._after is not None:
+            self._after()
 
     def __len__(self) -> int:
         return len(self._frames)

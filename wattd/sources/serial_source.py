@@ -1,7 +1,9 @@
-"""A serial meter in the event loop: pyserial's fd in ``loop.add_reader``, no polling loop.
+"""A serial meter: pyserial's fd in ``loop.add_reader`` (or a reader thread), no polling loop.
 
 Bytes are read the moment the kernel has them (non-blocking ``os.read`` on the
-port's fd), stamped right then on both clocks, fed to the pure decoder, and
+port's fd), stamped right then on both clocks, fed to the pure decoder (at
+once, or in the pipeline's next cycle for a source whose reads a thread keeps:
+wattd.sources.frame_backlog), and
 each decoded measurement becomes a ``Reading`` stamped per SPEC 7: arrival of
 the frame's last byte - the frame's wire time - the adapter's ``latency_ms``.
 The port is reopened with backoff when it vanishes; nothing here raises out
@@ -11,7 +13,6 @@ of ``run()`` except cancellation.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import termios
 import time
@@ -25,13 +26,11 @@ from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
 from wattd.protocols.base import DecodeError, Decoder, Measurement, SerialSettings
 from wattd.protocols.registry import DriverSpec
 from wattd.readings import Reading
-from wattd.sources.frame_backlog import Deferral, FrameBacklog
+from wattd.sources.frame_backlog import READ_BYTES, Deferral, FrameBacklog, gone_reason
 from wattd.sources.reconnect import Reconnector
 from wattd.sources.serial_open import open_serial
 
-READ_BYTES = 4096
 ERROR_LOG_INTERVAL_S = 10.0  # identical decode-error log lines: at most one per interval
-_GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
 
 
 class SerialSource:
@@ -85,8 +84,9 @@ class SerialSource:
         self.vmin_sets = 0
         self._pending_fn: Callable[[], int] | None = getattr(decoder, "bytes_pending", None)
         takes_whole = getattr(decoder, "takes_whole", None)
-        self.backlog = (FrameBacklog(self.feed, takes_whole, deferral)
-                         if deferral is not None and takes_whole is not None else None)
+        self.backlog = (FrameBacklog(self.feed, takes_whole, deferral,
+                                     after_catch_up=self._after_catch_up, name=name)
+                        if deferral is not None and takes_whole is not None else None)
         self._error_log_last: dict[str, float] = {}
         self._error_log_suppressed: dict[str, int] = {}
 
@@ -109,7 +109,13 @@ class SerialSource:
             fd = port.fileno()
             self._fd = fd
             self._setup_vmin(fd)
-            loop.add_reader(fd, self._on_readable, fd)
+            # VMIN at the frame size: a thread reads whole frames for the pipeline's
+            # cycle (the event loop is not woken per frame); else the loop reads.
+            backlog = self.backlog if self._vmin_frame is not None else None
+            if backlog is not None:
+                backlog.start(fd, self.clock, self._port_gone)
+            else:
+                loop.add_reader(fd, self._on_readable, fd)
             rc.connected()
             poller = loop.create_task(self._poll(fd)) if self._polled() else None
             try:
@@ -119,7 +125,10 @@ class SerialSource:
                 if self._resume is not None:
                     self._resume.cancel()
                     self._resume = None
-                loop.remove_reader(fd)
+                if backlog is not None:
+                    backlog.stop()
+                else:
+                    loop.remove_reader(fd)
                 if poller is not None:
                     poller.cancel()
                 self._close()
@@ -167,17 +176,10 @@ class SerialSource:
         except BlockingIOError:
             return
         except OSError as exc:
-            if exc.errno in _GONE_ERRNOS:
-                self._port_gone(f"read: {os.strerror(exc.errno or 0)}")
-            else:
-                self._port_gone(f"read: {exc}")
+            self._port_gone(gone_reason(exc))
             return
         if not data:
             self._port_gone("end of file")
-            return
-        backlog = self.backlog  # VMIN at the frame size: a whole frame keeps it there
-        if (backlog is not None and self._vmin == self._vmin_frame
-                and backlog.offer(data, real_ns, boot_ns)):
             return
         self.feed(data, real_ns, boot_ns)
         if self._vmin_frame is not None:
@@ -195,6 +197,12 @@ class SerialSource:
         if events:
             self.answers += len(events)
             self._dispatch(events, real_ns, boot_ns)
+
+    def _after_catch_up(self) -> None:
+        """After the kept reads were fed: realign VMIN as after a read (the thread's
+        poll is woken by the tcsetattr and waits for the new VMIN)."""
+        if self._fd is not None and self._vmin_frame is not None:
+            self._realign_vmin(self._fd)
 
     def _setup_vmin(self, fd: int) -> None:
         """Have the kernel wake us once per frame, when its last byte arrives: the
