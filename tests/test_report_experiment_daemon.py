@@ -53,8 +53,11 @@ def test_real_daemon_runs_with_results_and_cpu(tmp_path: Path,
                 return False
 
         daemon.wait_until(answering, what="the daemon answering markers")
-        daemon.wait_until(lambda: len(journal_points(journal, "wattd_power")) >= 5,
-                          what="readings")
+        # Readings with power: a GB202 at 4 W sends its first frames without a power
+        # refresh (the chip's power period is longer than a frame), and a run started
+        # before the first power value has nothing to plot (seen on a loaded machine).
+        daemon.wait_until(lambda: sum("power_w" in p.fields for p in journal_points(
+            journal, "wattd_power")) >= 3, what="readings with power")
         first_ns = time.time_ns()
         for rep in (1, 2, 3):
             for group, (seconds, _, _) in WORK.items():

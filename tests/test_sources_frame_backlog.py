@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterator
+import tty
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from wattd.journal.writer import Journal
 from wattd.protocols.registry import get_driver
 from wattd.readings import Reading
 from wattd.simulator.meter import make_chip
+from wattd.sources.frame_backlog import FrameBacklog
 from wattd.sources.reconnect import LinkState
 from wattd.sources.serial_source import SerialSource
 
@@ -145,3 +148,55 @@ async def test_a_read_that_is_not_a_whole_frame_feeds_the_kept_ones_first(
     finally:
         source.stop()
         await asyncio.wait_for(task, 5)
+
+
+class HeldClock:
+    """The system clock, whose boot-time read waits for the test once ``hold`` is set:
+    the reader thread is then between its read and the keeping of it."""
+
+    def __init__(self) -> None:
+        self.hold = threading.Event()
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def realtime_ns(self) -> int:
+        return time.clock_gettime_ns(time.CLOCK_REALTIME)
+
+    def boottime_ns(self) -> int:
+        if self.hold.is_set():
+            self.inside.set()
+            self.release.wait(10.0)
+        return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+class NoDeferral:
+    urgent_now = False
+
+    def register_backlog(self, catch_up: Callable[[], None]) -> None:
+        pass
+
+
+async def test_a_catch_up_takes_a_read_the_thread_has_not_kept_yet(
+        pty: tuple[int, str]) -> None:
+    # A marker's catch-up must see every read stamped before it: a read the thread
+    # took and is stamping when the catch-up begins is fed by that catch-up.
+    master, path = pty
+    slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    tty.setraw(slave)
+    fed: list[bytes] = []
+    backlog = FrameBacklog(lambda data, _rt, _boot: fed.append(data), lambda _d: True,
+                           NoDeferral())
+    clock = HeldClock()
+    backlog.start(slave, clock, lambda reason: None)
+    try:
+        clock.hold.set()
+        frame = frames(1)[0]
+        os.write(master, frame)
+        assert await asyncio.to_thread(clock.inside.wait, 10.0)
+        threading.Timer(0.05, clock.release.set).start()
+        backlog.catch_up()  # waits for the read in flight
+        assert fed == [frame]
+    finally:
+        clock.release.set()
+        backlog.stop()
+        os.close(slave)

@@ -78,6 +78,9 @@ class FrameBacklog:
         self.name = name
         # (bytes, realtime, boottime, realtime): the read and its bracketed clock reads
         self._frames: deque[tuple[bytes, int, int, int]] = deque()
+        # Held by the thread from the read to its keeping: a catch-up takes every
+        # read stamped before it began, also one the thread had not kept yet.
+        self._in_flight = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_w: int | None = None
@@ -123,6 +126,7 @@ class FrameBacklog:
         poller.register(stop_r, select.POLLIN)
         read, keep, takes_whole, deferral = os.read, self._frames.append, \
             self._takes_whole, self._deferral
+        in_flight = self._in_flight
         realtime, boottime = clock_reads(clock)
         reason = ""
         try:
@@ -131,20 +135,21 @@ class FrameBacklog:
                 if ((len(events) != 1 or events[0][0] != fd)
                         and any(ready == stop_r for ready, _ in events)):
                     return
-                try:
-                    data = read(fd, READ_BYTES)
-                    rt1 = realtime()
-                    boot = boottime()
-                    rt2 = realtime()
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    reason = gone_reason(exc)
-                    return
-                if not data:
-                    reason = "end of file"
-                    return
-                keep((data, rt1, boot, rt2))
+                with in_flight:
+                    try:
+                        data = read(fd, READ_BYTES)
+                        rt1 = realtime()
+                        boot = boottime()
+                        rt2 = realtime()
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        reason = gone_reason(exc)
+                        return
+                    if not data:
+                        reason = "end of file"
+                        return
+                    keep((data, rt1, boot, rt2))
                 if deferral.urgent_now or not takes_whole(data):
                     self._wake()
         except Exception as exc:  # noqa: BLE001 - a bug here must end in a reconnect, not silence
@@ -171,11 +176,15 @@ class FrameBacklog:
         """In the event loop: feed every kept read, oldest first."""
         self._wake_pending = False
         frames = self._frames
-        if not frames:
+        if not frames and not self._in_flight.locked():
+            return
+        with self._in_flight:  # a read stamped already is kept first (a few us)
+            taken = list(frames)
+            frames.clear()
+        if not taken:
             return
         feed, clock = self._feed, self._clock
-        while frames:
-            data, rt1, boot, rt2 = frames.popleft()
+        for data, rt1, boot, rt2 in taken:
             feed(data, *settle_pair(clock, rt1, boot, rt2))
         if self._after is not None:
             self._after()
