@@ -187,16 +187,21 @@ async def test_a_catch_up_takes_a_read_the_thread_has_not_kept_yet(
     backlog = FrameBacklog(lambda data, _rt, _boot: fed.append(data), lambda _d: True,
                            NoDeferral())
     clock = HeldClock()
+    releaser: threading.Timer | None = None
     backlog.start(slave, clock, lambda reason: None)
     try:
         clock.hold.set()
         frame = frames(1)[0]
         os.write(master, frame)
         assert await asyncio.to_thread(clock.inside.wait, 10.0)
-        threading.Timer(0.05, clock.release.set).start()
+        releaser = threading.Timer(0.05, clock.release.set)
+        releaser.start()
         backlog.catch_up()  # waits for the read in flight
         assert fed == [frame]
     finally:
         clock.release.set()
         backlog.stop()
+        if releaser is not None:
+            releaser.cancel()
+            releaser.join()
         os.close(slave)

@@ -22,7 +22,6 @@ def mtime_or(path: Path, default: float) -> float:
         return default
 
 
-
 def cut_torn_tail(path: Path) -> int:
     """Cut a torn last line (a crash mid-write) off a plain segment, fsynced; the
     bytes cut (0: the segment ends with a whole line)."""
