@@ -15,6 +15,7 @@ from wattd.clock.gate import ClockStamp, SyncGate
 from wattd.config import JournalConfig, MarkersConfig
 from wattd.daemon.pipeline import Pipeline
 from wattd.journal.reader import iter_lines
+from wattd.journal.segments import list_segments
 from wattd.journal.writer import Journal
 from wattd.lineprotocol import parse_line
 from wattd.markers.build import build_markers
@@ -137,3 +138,54 @@ async def test_stages_in_order_and_drained_oldest_first(journal: Journal) -> Non
     assert [(pt.fields["power_w"], pt.fields["clock_synced"]) for pt in points] == [
         (1.0, False), (2.0, False)]
     assert p.readings_written == 2
+
+
+async def test_the_readings_a_cycle_feeds_start_no_second_cycle(journal: Journal) -> None:
+    """A backlog's catch-up feeds readings in the cycle itself: they are due (the clock
+    is past the plan), yet the cycle that feeds them is the one that writes them."""
+    clock = FakeClock()
+    p = Pipeline(journal, clock)
+    kept: list[Reading] = []
+
+    def catch_up() -> None:
+        while kept:
+            p.on_reading(kept.pop(0))
+
+    p.register_backlog(catch_up)
+    await p.start()
+    try:
+        await until(lambda: p.progress >= 1)
+        for _ in range(3):
+            clock.advance(10 * S)  # every reading is due
+            written, progress = p.readings_written, p.progress
+            kept.extend(_reading(clock) for _ in range(4))
+            await until(lambda written=written: p.readings_written == written + 4)
+            await asyncio.sleep(0.05)  # the next timer cycle is a batch (>= 0.2 s) away
+            assert p.progress == progress + 1, "a reading fed by the cycle started another"
+    finally:
+        await p.stop()
+    assert p.readings_written == 12
+
+
+async def test_a_rotation_is_awaited_by_the_writer_and_nothing_is_lost(tmp_path: Path) -> None:
+    """Cycles append without awaiting until a write would fill the segment; that batch
+    goes through the writer task (rotation), in order, and the cycles go on."""
+    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0, segment_bytes=4096))
+    await journal.open()
+    clock = FakeClock()
+    p = Pipeline(journal, clock)
+    await p.start()
+    sent = []
+    try:
+        for i in range(150):
+            clock.advance(S)  # each reading is due: one cycle per reading or so
+            reading = Reading("m1", clock.boot + clock.offset, clock.boot, float(i))
+            sent.append(float(i))
+            p.on_reading(reading)
+            await _yield(5)
+        await until(lambda: p.readings_written == 150)
+    finally:
+        await p.stop()
+        await journal.close()
+    assert len(list_segments(tmp_path)) >= 3
+    assert [parse_line(line).fields["power_w"] for _, line in iter_lines(tmp_path)] == sent

@@ -3,6 +3,7 @@ durable points are fsynced before the append returns (injectable fsync)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -82,3 +83,39 @@ async def test_a_failed_fsync_in_the_write_hop_is_retried_later(tmp_path: Path) 
         await journal.append([_line(2)], durable=True)
     await journal.close()
     assert [line for _, line in iter_lines(tmp_path)] == [_line(1), _line(2)]
+
+
+async def test_append_now_writes_at_once_or_says_it_cannot(tmp_path: Path) -> None:
+    """The pipeline's cycle appends without awaiting; what must await (the journal busy
+    with a durable append, a write that would fill the segment) is refused, unwritten."""
+    release = asyncio.Event()
+    synced: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def slow_fsync(fd: int) -> None:  # in a worker thread: holds the durable append
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+        synced.append(fd)
+
+    fake = FakeTime()
+    journal = Journal(JournalConfig(dir=str(tmp_path), fsync_interval_s=1.0, segment_bytes=4096),
+                      fsync=slow_fsync, clock=fake)
+    await journal.open()
+    assert journal.append_now([_line(1)])
+    assert [line for _, line in iter_lines(tmp_path)] == [_line(1)], "written before it returns"
+    durable = asyncio.create_task(journal.append([_line(2)], durable=True))
+    await until(lambda: sum(1 for _ in iter_lines(tmp_path)) == 2)  # written, fsync awaited
+    assert not journal.append_now([_line(3)]), "a durable append holds the journal"
+    release.set()
+    await durable
+    assert journal.append_now([_line(3)])
+    big = [_line(i) for i in range(4, 4 + 4096 // len(_line(4)))]
+    assert not journal.append_now(big), "it would fill the segment: append() rotates"
+    await journal.append(big)
+    assert len(list_segments(tmp_path)) == 2
+    fake.now += 2.0  # the fsync deadline has passed: this append asks the sync thread
+    fsyncs = journal.fsyncs
+    assert journal.append_now([_line(99)])
+    await until(lambda: journal.fsyncs == fsyncs + 1)
+    await journal.close()
+    assert [line for _, line in iter_lines(tmp_path)] == [
+        _line(1), _line(2), _line(3), *big, _line(99)]

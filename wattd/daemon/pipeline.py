@@ -3,9 +3,11 @@
 Sources call :meth:`Pipeline.on_reading` from the event loop. The stages are
 an ordered list given by the daemon (clock stamp, run tagging with hold-back,
 clock sync gate). Readings that come out of the last stage are written to the
-journal in batches by one writer task, so a burst of readings costs one
-journal write. Sources may keep whole frames undecoded until the next cycle
-(wattd.sources.frame_backlog: ``urgent_now``, ``register_backlog``, ``catch_up``).
+journal in batches, one per cycle: a plain event-loop callback that appends
+without awaiting (``Journal.append_now``); a writer task takes the appends
+that must await (a rotation, a big batch, the journal busy). Sources may keep
+whole frames undecoded until the next cycle (wattd.sources.frame_backlog:
+``urgent_now``, ``register_backlog``, ``catch_up``).
 """
 
 from __future__ import annotations
@@ -22,21 +24,24 @@ from wattd.readings import Reading
 
 log = get_logger("wattd.pipeline")
 
-# Readings are written in batches: a journal write costs a worker-thread hop (and
-# two or three event-loop wake-ups), so at the chip's real rate the batch length
-# sets most of the daemon's CPU share. The batch adapts each cycle so that the
-# newest journalled reading of every meter stays younger than this share of
-# journal.fsync_interval_s (SPEC 4: a crash loses at most that interval; the rest
-# is margin for the reading that triggers a cycle and for scheduling) ...
+# Readings are written in batches: each cycle wakes the interpreter with cold caches
+# (a few hundred microseconds however few readings it writes), so at the chip's
+# real rate the number of cycles sets most of the daemon's CPU share. The batch
+# adapts each cycle so that the newest journalled reading of every meter stays
+# younger than this share of journal.fsync_interval_s (SPEC 4: a crash loses at
+# most that interval; the rest is margin for the reading that triggers a cycle
+# and for scheduling) ...
 FRESHNESS_SHARE = 0.85
 # ... within these bounds: never shorter than WRITE_BATCH_S (or a quarter of a
-# short fsync interval), never longer than half the fsync interval.
+# short fsync interval), never longer than MAX_BATCH_SHARE of the fsync interval.
 WRITE_BATCH_S = 0.2
 MAX_BATCH_SHARE = 0.6
 # A cycle is started by the first reading after it is due (the loop is awake
 # then anyway: no timer wake-up); this timer, the batch plus this slack, starts it
 # when no reading comes (a quiet meter's held-back readings are still released).
 QUIET_SLACK_S = 0.15
+# After an append failed (disk trouble) the readings are kept for a cycle this late.
+DISK_RETRY_S = 1.0
 
 
 class Stage(Protocol):
@@ -77,7 +82,14 @@ class Pipeline:
         self.freshness_s = interval * FRESHNESS_SHARE
         self.batch_s = self.min_batch_s  # the current cycle's length (adapted each cycle)
         self.next_cycle_boot_ns = 0  # CLOCK_BOOTTIME at which a reading starts the next cycle
-        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # while run() runs
+        self._timer: asyncio.TimerHandle | None = None  # the next cycle
+        self._cycle_soon = False  # a cycle runs, or a reading has asked for one (call_soon)
+        self._slow = asyncio.Event()  # for the writer task: an awaited append, a failure
+        self._writing = False  # the writer task awaits an append: no cycle meanwhile
+        self._unplanned: tuple[int, list[Reading]] = (0, [])  # that cycle's plan inputs
+        self._failure: Exception | None = None
+        self.retry_s = 0.0  # the next cycle no sooner than this (after disk trouble)
         self._readings_at_cycle = 0
         # Sources' kept frames: fed by catch_up(); none kept while urgent() (a stop waits).
         self._urgent = urgent
@@ -114,8 +126,10 @@ class Pipeline:
             reading = passed
         else:
             self._released.append(reading)
-        if self.clock.boottime_ns() >= self.next_cycle_boot_ns:
-            self._wake.set()
+        if (not self._cycle_soon and self._loop is not None
+                and self.clock.boottime_ns() >= self.next_cycle_boot_ns):
+            self._cycle_soon = True  # the loop is awake: this reading's callback ends first
+            self._loop.call_soon(self._cycle)
 
     def _release(self, now_boot_ns: int) -> list[Reading]:
         """One cycle: what each stage lets go now moves on through the stages after it."""
@@ -134,40 +148,81 @@ class Pipeline:
                        else asyncio.ensure_future(run))
 
     async def stop(self) -> None:
-        """Stop the writer, then write everything the stages still hold."""
+        """Stop the cycles and the writer, then write everything the stages still hold."""
         if self.writer is not None:
             self.writer.cancel()
             await asyncio.gather(self.writer, return_exceptions=True)
         await self.drain()
 
     async def run(self) -> None:
-        """Writer task: moves released readings into the journal, one batch per cycle.
+        """Drive the cycles; a cycle is a plain loop callback (``_cycle``).
 
         A reading enters the stages at once (the marker engine sees it in
-        ``on_reading``); this task releases and writes what is ready once per
-        cycle of ``batch_s``, started by the first reading after the cycle is due,
-        or by a timer when no reading comes."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._wake.is_set():
-                # A timer handle, not wait_for(): no task per cycle on this hot path;
-                # cancelled before it fires while readings keep coming.
-                # Sources that keep their frames (reader threads) start no cycle: the
-                # timer is the cycle then, due at once.
-                slack = 0.0 if self._backlogs else QUIET_SLACK_S
-                timer = loop.call_later(self.batch_s + slack, self._wake.set)
-                await self._wake.wait()
-                timer.cancel()
-            self.catch_up()  # before the clear: what it feeds needs no second cycle
+        ``on_reading``); a cycle releases what is ready and appends it to the
+        journal without awaiting (``Journal.append_now``), once per ``batch_s``:
+        started by the first reading after it is due, or by a timer when no
+        reading comes. This task waits for what a cycle cannot do at once (an
+        append that must await: a rotation, a big batch, the journal busy) and
+        ends with the first failure of a cycle (the daemon then stops)."""
+        self._loop = asyncio.get_running_loop()
+        self._arm_timer()
+        try:
+            while True:
+                await self._slow.wait()
+                self._slow.clear()
+                if self._failure is not None:
+                    raise self._failure
+                await self._write()
+                self._writing = False
+                self._plan_and_arm(*self._unplanned)
+        finally:
+            self._cancel_timer()
+            self._loop = None
+
+    def _cycle(self) -> None:
+        """One cycle (timer or reading): feed kept frames, release, append, plan."""
+        self._cancel_timer()  # a reading's cycle comes before the timer's
+        if self._writing or self._loop is None:
+            self._cycle_soon = False
+            return  # the writer task awaits an append (it plans the next cycle), or stopped
+        self._cycle_soon = True  # the readings catch_up feeds start no second cycle
+        try:
+            self.catch_up()
             self.update_urgency()
-            self._wake.clear()
             self.progress += 1
             now_boot_ns = self.clock.boottime_ns()
             ready = self._release(now_boot_ns)
             if ready:
                 self._ready.extend(ready)
-            await self._write()
-            self.plan_cycle(now_boot_ns, ready)
+            if self._ready and not self._write_now():
+                self._writing = True
+                self._unplanned = (now_boot_ns, ready)
+                self._slow.set()
+                return
+            self._plan_and_arm(now_boot_ns, ready)
+        except Exception as exc:  # noqa: BLE001 - ends the writer task, as a failed cycle did
+            self._failure = exc
+            self._slow.set()
+
+    def _plan_and_arm(self, now_boot_ns: int, released: list[Reading]) -> None:
+        self.plan_cycle(now_boot_ns, released)
+        self._arm_timer(self.retry_s)
+        self.retry_s = 0.0
+        self._cycle_soon = False
+
+    def _arm_timer(self, delay_s: float = 0.0) -> None:
+        """The next cycle's timer: the batch, plus slack when readings start cycles
+        (sources that keep their frames start none: the timer is the cycle then)."""
+        self._cancel_timer()
+        if self._loop is not None:
+            slack = 0.0 if self._backlogs else QUIET_SLACK_S
+            self._timer = self._loop.call_later(max(delay_s, self.batch_s + slack),
+                                                self._cycle)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def plan_cycle(self, now_boot_ns: int, released: list[Reading]) -> None:
         """The next cycle's length: as long as the freshness bound allows, from the
@@ -186,22 +241,40 @@ class Pipeline:
         self.batch_s = batch_s
         self.next_cycle_boot_ns = now_boot_ns + int(batch_s * 1e9)
 
-    async def _write(self) -> None:
-        if not self._ready:
-            return
-        batch, self._ready = self._ready, []
+    def _lines(self, batch: list[Reading]) -> list[str]:
         lines = []
         for reading in batch:
             try:
                 lines.append(reading.to_line())
             except ValueError as exc:  # a non-finite value: counted, never written
                 log.error("reading_unwritable", meter=reading.meter, error=str(exc))
+        return lines
+
+    def _write_now(self) -> bool:
+        """Append the ready readings without awaiting; False when the journal must be
+        awaited (``_write``). Disk trouble keeps them for a cycle a second later."""
+        lines = self._lines(self._ready)
+        try:
+            if lines and not self.journal.append_now(lines):
+                return False
+        except OSError:
+            self.retry_s = DISK_RETRY_S
+            return True
+        self._ready = []
+        self.readings_written += len(lines)
+        return True
+
+    async def _write(self) -> None:
+        if not self._ready:
+            return
+        batch, self._ready = self._ready, []
+        lines = self._lines(batch)
         try:
             await self.journal.append(lines)
         except OSError:
-            # Disk trouble: keep the readings and try again next cycle.
+            # Disk trouble: keep the readings and try again a second later.
             self._ready[:0] = batch
-            await asyncio.sleep(1.0)
+            self.retry_s = DISK_RETRY_S
             return
         self.readings_written += len(lines)
 

@@ -158,20 +158,39 @@ class Journal:
             # bound budgets whole segments (one oversized segment was dropped whole).
             pieces = split_at_lines(data, self._segment_bytes - self._offset,
                                     self._segment_bytes)
-            # Fsync with this write (one worker-thread hop for both) when the points
-            # are durable, or when the next append, expected as far ahead as the last
-            # one was behind, would come after the fsync deadline.
-            now = self._clock()
-            gap = 0.0 if self._last_append is None else now - self._last_append
-            self._last_append = now
-            sync = durable or now + gap >= self._last_fsync + self.cfg.fsync_interval_s
+            sync = durable or self._fsync_due()
             last = len(pieces) - 1
             for i, piece in enumerate(pieces):
                 await self._write(piece, len(lines), sync=sync and i == last,
                                   durable=durable)
                 if self._offset >= self._segment_bytes:
                     await self._rotate()
-            self.lines_written += len(lines)
+            self._appended(len(lines))
+
+    def append_now(self, lines: Sequence[str]) -> bool:
+        """Append readings at once, from the event loop, when nothing needs awaiting:
+        the journal is free, the write small and within the segment (no rotation), and
+        its fsync, when due, is asked of the sync thread. False: nothing was written
+        (use ``append``). A write error raises OSError, as ``append``."""
+        if not lines or self._file is None or self._lock.locked():
+            return False
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if len(data) > INLINE_WRITE_BYTES or self._offset + len(data) >= self._segment_bytes:
+            return False
+        self._write_inline(self._file.fileno(), data, len(lines), self._fsync_due())
+        self._appended(len(lines))
+        return True
+
+    def _fsync_due(self) -> bool:
+        """Fsync with this append when the next one, expected as far ahead as the last
+        one was behind, would come after the fsync deadline."""
+        now = self._clock()
+        gap = 0.0 if self._last_append is None else now - self._last_append
+        self._last_append = now
+        return now + gap >= self._last_fsync + self.cfg.fsync_interval_s
+
+    def _appended(self, lines: int) -> None:
+        self.lines_written += lines
         self.data_event.set()
         for listener in self.append_listeners:
             listener()
@@ -190,27 +209,47 @@ class Journal:
             return exc
         return None
 
+    def _write_inline(self, fd: int, data: bytes, lines: int, sync: bool) -> None:
+        """Write small readings' ``data`` from the loop; their fsync, when ``sync``, is
+        asked of the sync thread (or, when it cannot be asked, left to the fallback
+        timer, due at once)."""
+        try:
+            write_all(fd, data)
+        except OSError as exc:
+            self._write_failed(exc, lines)
+            raise
+        self._offset += len(data)
+        if sync and self._syncer.request(fd):
+            self._sync_asked()
+            return
+        self._dirty = True
+        self._arm_sync_timer()
+
+    def _write_failed(self, exc: OSError, lines: int) -> None:
+        self.write_errors += 1
+        log.error("journal_write_failed", error=str(exc), lines=lines)
+
     async def _write(self, data: bytes, lines: int, *, sync: bool = False,
                      durable: bool = False) -> None:
-        """Write ``data`` (from the loop when small, see INLINE_WRITE_BYTES, else in
-        one worker-thread hop that aiofiles runs), with the fsync in a worker hop
-        when ``sync``. A failed fsync leaves the data dirty for the fallback timer;
-        for ``durable`` points it raises."""
+        """Write ``data``: readings that fit INLINE_WRITE_BYTES from the loop
+        (``_write_inline``); else in one worker-thread hop that aiofiles runs, or for
+        small durable points from the loop with the fsync in a worker hop. A failed
+        fsync leaves the data dirty for the fallback timer; for ``durable`` points it
+        raises."""
         assert self._file is not None
         fd = self._file.fileno()
+        small = len(data) <= INLINE_WRITE_BYTES
+        if small and not durable:
+            self._write_inline(fd, data, lines, sync)
+            return
         try:
-            if len(data) <= INLINE_WRITE_BYTES:
+            if small:
                 write_all(fd, data)
-                if sync and not durable and self._syncer.request(fd):
-                    self._offset += len(data)
-                    self._sync_asked()
-                    return
                 fsync_error = await self._fsync_in_worker(fd) if sync else None
             else:
                 fsync_error = await self._write_in_worker(fd, data, sync)
         except OSError as exc:
-            self.write_errors += 1
-            log.error("journal_write_failed", error=str(exc), lines=lines)
+            self._write_failed(exc, lines)
             raise
         self._offset += len(data)
         if sync and fsync_error is None:

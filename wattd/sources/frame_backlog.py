@@ -27,6 +27,7 @@ import errno
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -38,6 +39,10 @@ from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_reads, settle_pair
 READ_BYTES = 4096
 GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
 STOP_JOIN_S = 2.0
+# A catch-up waits this long at most for a read the thread is stamping (microseconds,
+# unless the thread was preempted mid-stamp), polling every STAMP_POLL_S.
+STAMP_WAIT_S = 0.05
+STAMP_POLL_S = 0.0002
 
 
 def gone_reason(exc: OSError) -> str:
@@ -78,9 +83,10 @@ class FrameBacklog:
         self.name = name
         # (bytes, realtime, boottime, realtime): the read and its bracketed clock reads
         self._frames: deque[tuple[bytes, int, int, int]] = deque()
-        # Held by the thread from the read to its keeping: a catch-up takes every
-        # read stamped before it began, also one the thread had not kept yet.
-        self._in_flight = threading.Lock()
+        # Set by the thread from a read's stamp to its keeping: a catch-up takes every
+        # read stamped before it began, also one the thread had not kept yet (a flag,
+        # not a lock: the thread's per-frame work is its CPU share).
+        self.stamping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_w: int | None = None
@@ -126,7 +132,6 @@ class FrameBacklog:
         poller.register(stop_r, select.POLLIN)
         read, keep, takes_whole, deferral = os.read, self._frames.append, \
             self._takes_whole, self._deferral
-        in_flight = self._in_flight
         realtime, boottime = clock_reads(clock)
         reason = ""
         try:
@@ -135,21 +140,19 @@ class FrameBacklog:
                 if ((len(events) != 1 or events[0][0] != fd)
                         and any(ready == stop_r for ready, _ in events)):
                     return
-                with in_flight:
-                    try:
-                        data = read(fd, READ_BYTES)
-                        rt1 = realtime()
-                        boot = boottime()
-                        rt2 = realtime()
-                    except BlockingIOError:
-                        continue
-                    except OSError as exc:
-                        reason = gone_reason(exc)
-                        return
-                    if not data:
-                        reason = "end of file"
-                        return
-                    keep((data, rt1, boot, rt2))
+                try:
+                    data = read(fd, READ_BYTES)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    reason = gone_reason(exc)
+                    return
+                if not data:
+                    reason = "end of file"
+                    return
+                self.stamping = True
+                keep((data, realtime(), boottime(), realtime()))
+                self.stamping = False
                 if deferral.urgent_now or not takes_whole(data):
                     self._wake()
         except Exception as exc:  # noqa: BLE001 - a bug here must end in a reconnect, not silence
@@ -157,6 +160,7 @@ class FrameBacklog:
             structlog.get_logger("wattd.sources").error(
                 "meter reader thread failed", meter=self.name, error=repr(exc))
         finally:
+            self.stamping = False
             os.close(stop_r)
             if reason:
                 self._wake()
@@ -175,19 +179,26 @@ class FrameBacklog:
     def catch_up(self) -> None:
         """In the event loop: feed every kept read, oldest first."""
         self._wake_pending = False
+        if self.stamping:
+            self._wait_stamped()
         frames = self._frames
-        if not frames and not self._in_flight.locked():
+        if not frames:
             return
-        with self._in_flight:  # a read stamped already is kept first (a few us)
-            taken = list(frames)
-            frames.clear()
-        if not taken:
-            return
+        taken = []
+        while frames:  # popleft, not a copy and a clear: the thread may keep meanwhile
+            taken.append(frames.popleft())
         feed, clock = self._feed, self._clock
         for data, rt1, boot, rt2 in taken:
             feed(data, *settle_pair(clock, rt1, boot, rt2))
         if self._after is not None:
             self._after()
+
+    def _wait_stamped(self) -> None:
+        """A read is being stamped (the thread lost the interpreter mid-stamp): let it
+        be kept, for at most STAMP_WAIT_S."""
+        deadline = time.monotonic() + STAMP_WAIT_S
+        while self.stamping and time.monotonic() < deadline:
+            time.sleep(STAMP_POLL_S)
 
     def __len__(self) -> int:
         return len(self._frames)
