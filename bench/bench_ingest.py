@@ -75,7 +75,7 @@ async def run(vm: VictoriaMetrics, tmp: Path, meters: int, per_meter: int) -> di
     journal = Journal(JournalConfig(dir=str(tmp / "journal"), max_bytes=8 << 30))
     await journal.open()
     engine = RunEngine(names)
-    pipeline = Pipeline(journal, SYSTEM_CLOCK, stage=RunTagger(engine))
+    pipeline = Pipeline(journal, SYSTEM_CLOCK, [RunTagger(engine)])
     # Stamps 1 ms apart, all in the past (the hold-back releases them at once),
     # but after boot: the engine keeps run boundaries after the boot moment.
     t0_ns = SYSTEM_CLOCK.realtime_ns() - (per_meter + 1) * 1_000_000 - 60_000_000_000

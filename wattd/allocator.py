@@ -22,7 +22,6 @@ elsewhere (musl, macOS) this is a no-op.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
@@ -35,7 +34,7 @@ def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols: libc is among them
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 - present only in glibc
     except (OSError, AttributeError):

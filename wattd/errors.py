@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class WattdError(Exception):
     """Root of every error wattd raises on purpose."""
@@ -44,3 +46,12 @@ class SinkError(WattdError):
 
 class UsageError(WattdError):
     """Command-line misuse (exit status 2)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The closest of ``choices`` to a mistyped ``word``, for an error message (difflib
+    is imported here, on the error path: a running daemon never needs it)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return close[0] if close else None

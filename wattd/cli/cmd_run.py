@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from wattd.cli.fastargs import Options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +22,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "the pipeline accepts (load and soak tests), not at the wire rate")
 
 
-def execute(args: argparse.Namespace) -> int:
+def parse_fast(argv: Sequence[str]) -> Options | None:
+    """A plain command line without argparse: the daemon runs for months, and argparse's
+    help formatter leaves shutil, bz2 and lzma imported (about a megabyte)."""
+    from wattd.cli import fastargs
+
+    return fastargs.parse(argv, positionals=(),
+                          flags={"-c": ("config", "str"), "--config": ("config", "str"),
+                                 "--simulate": ("simulate", "flag"),
+                                 "--unpaced": ("unpaced", "flag")},
+                          defaults={"config": None, "simulate": False, "unpaced": False})
+
+
+def execute(args: argparse.Namespace | Options) -> int:
     from wattd.config import load_config
     from wattd.daemon.app import Daemon
     from wattd.logsetup import setup_logging

@@ -19,7 +19,6 @@ trailing reserved bytes are declared so the kernel never writes past our buffer.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass
 from typing import Protocol
@@ -165,7 +164,9 @@ class KernelReader:
     __slots__ = ("_adjtimex",)
 
     def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols, libc among them (ctypes.util.find_library would
+        # run ldconfig and import a megabyte of modules for the same answer).
+        libc = ctypes.CDLL(None, use_errno=True)
         func = libc.adjtimex
         func.argtypes = (ctypes.POINTER(Timex),)
         func.restype = ctypes.c_int

@@ -14,7 +14,6 @@ Field metadata understood here:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from wattd.errors import ConfigError
+from wattd.errors import ConfigError, did_you_mean
 
 NOT_A_KEY: Mapping[str, bool] = types.MappingProxyType({"not_a_key": True})
 ONE_OR_MANY: Mapping[str, bool] = types.MappingProxyType({"one_or_many": True})
@@ -144,8 +143,8 @@ class DocumentBuilder:
         kwargs: dict[str, Any] = {}
         for key, given in value.items():
             if key not in fields:
-                hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                suffix = f" (did you mean '{hint[0]}'?)" if hint else \
+                hint = did_you_mean(key, known)
+                suffix = f" (did you mean '{hint}'?)" if hint else \
                     f" (known keys: {', '.join(known)})"
                 raise self.error((*path, key), f"unknown key{suffix}")
             sub = (*path, key)

@@ -8,7 +8,6 @@ Secrets are read from files or the environment, never taken inline.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import typing
@@ -19,7 +18,7 @@ from typing import Literal
 from wattd.config.fleet import MulticastConfig, PrometheusConfig
 from wattd.config.loader import NOT_A_KEY, ONE_OR_MANY, DocumentBuilder, load_dataclass
 from wattd.config.polled import POLLED_DRIVERS, validate_polled
-from wattd.errors import ConfigError
+from wattd.errors import ConfigError, did_you_mean
 from wattd.netaddr import parse_listen
 from wattd.protocols.registry import driver_names, serial_driver_names
 from wattd.secretfile import read_secret
@@ -246,8 +245,8 @@ def _validate(b: DocumentBuilder, cfg: Config) -> None:
     for i, meter in enumerate(cfg.meters):
         path: tuple[str | int, ...] = ("meters", i)
         if meter.driver not in DRIVERS:
-            hint = difflib.get_close_matches(meter.driver, DRIVERS, n=1)
-            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            hint = did_you_mean(meter.driver, DRIVERS)
+            extra = f" (did you mean '{hint}'?)" if hint else ""
             raise b.error((*path, "driver"),
                           f"unknown driver {meter.driver!r}{extra}; one of {', '.join(DRIVERS)}")
         if not meter.name or any(c.isspace() for c in meter.name):

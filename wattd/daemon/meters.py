@@ -10,10 +10,9 @@ serial path reads it.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wattd.backoff import Backoff
 from wattd.clock.timesource import Clock
@@ -22,6 +21,9 @@ from wattd.config.polled import POLLED_DRIVERS
 from wattd.logsetup import get_logger
 from wattd.readings import Reading
 from wattd.sources.frame_backlog import Deferral
+
+if TYPE_CHECKING:
+    from tempfile import TemporaryDirectory
 
 log = get_logger("wattd.meters")
 
@@ -56,7 +58,7 @@ class MeterSet:
         self.simulators: dict[str, Any] = {}
         self.crashes: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._sim_dir: TemporaryDirectory[str] | None = None
         self._stopping = False
 
     async def start(self) -> None:
@@ -70,16 +72,23 @@ class MeterSet:
             self._tasks[meter.name] = asyncio.create_task(self._supervise(meter.name, source),
                                                           name=f"meter-{meter.name}")
 
+    def _simulation_dir(self) -> str:
+        """The simulated meters' directory (tempfile imported only to simulate)."""
+        if self._sim_dir is None:
+            import tempfile
+
+            self._sim_dir = tempfile.TemporaryDirectory(prefix="wattd-sim-")
+        return self._sim_dir.name
+
     def _simulated_port(self, meter: MeterConfig) -> str:
         from wattd.simulator.meter import start_simulated_meter
 
-        if self._sim_dir is None:
-            self._sim_dir = tempfile.TemporaryDirectory(prefix="wattd-sim-")
+        sim_dir = Path(self._simulation_dir())
         driver = "gb202" if meter.driver == "simulated" else meter.driver
         power_w = meter.power_w
         if power_w is None and meter.profile is None:
             power_w = SIMULATED_DEFAULT_POWER_W
-        link = Path(self._sim_dir.name) / f"{meter.name}.tty"
+        link = sim_dir / f"{meter.name}.tty"
         server = start_simulated_meter(driver, power_w=power_w, profile=meter.profile,
                                        calibration=meter.calibration or None, link_path=link,
                                        address=meter.address, power_model=meter.power_model,
@@ -113,9 +122,7 @@ class MeterSet:
 
         sim_dir = None
         if self.simulate:
-            if self._sim_dir is None:
-                self._sim_dir = tempfile.TemporaryDirectory(prefix="wattd-sim-")
-            sim_dir = self._sim_dir.name
+            sim_dir = self._simulation_dir()
         source, simulator = make_polled_source(meter, on_reading=self.on_reading,
                                                clock=self.clock, simulate_dir=sim_dir)
         if simulator is not None:

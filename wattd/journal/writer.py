@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import aiofiles
-import aiofiles.os
 
 from wattd.config import JournalConfig
 from wattd.errors import ConfigError
@@ -39,6 +36,12 @@ from wattd.logsetup import get_logger
 log = get_logger("wattd.journal")
 
 FsyncFn = Callable[[int], None]
+
+
+def _open_segment(path: Path) -> io.FileIO:
+    """A segment opened for appending, unbuffered (writes go straight to its fd)."""
+    return open(path, "ab", buffering=0)
+
 # Appends up to this size are written from the event loop: copying a few KiB into
 # the page cache takes microseconds, less than a worker-thread hop (a futex wake-up,
 # a self-pipe write, one more loop wake-up). Bigger writes (a burst after a hold)
@@ -58,7 +61,7 @@ class Journal:
         self.append_listeners: list[Callable[[], None]] = []
         self._fsync = fsync
         self._clock = clock
-        self._file: Any = None
+        self._file: io.FileIO | None = None  # the segment being written (unbuffered)
         self._segment = 0
         self._offset = 0
         self._dirty = False
@@ -75,8 +78,6 @@ class Journal:
         # Readings' fsyncs: asked of a thread without waiting (wattd.journal.syncer).
         self._syncer = Syncer(fsync, self._background_fsync_failed)
         self._last_fsync_done = self._last_fsync  # of the last fsync known to succeed
-        self._write_in_worker = aiofiles.os.wrap(self._write_blocking)
-        self._fsync_in_worker = aiofiles.os.wrap(self._fsync_blocking)
         self._bg: set[asyncio.Task[None]] = set()
         # Never let one segment take more than a quarter of the bound.
         self._segment_bytes = max(4096, min(cfg.segment_bytes, cfg.max_bytes // 4))
@@ -104,7 +105,7 @@ class Journal:
         else:
             self._segment = (last.number + 1) if last else 1
         path = self.dir / segment_name(self._segment)
-        self._file = await aiofiles.open(path, "ab", buffering=0)
+        self._file = await asyncio.to_thread(_open_segment, path)
         self._offset = path.stat().st_size
         # Plain segments left behind by a crash during compression (and the
         # unfinished copies of that compression, never read).
@@ -134,7 +135,7 @@ class Journal:
         async with self._lock:
             if self._file is not None:
                 await self._sync_now()
-                await self._file.close()
+                self._file.close()
                 self._file = None
         await asyncio.get_running_loop().run_in_executor(None, self._syncer.stop)
         if self._bg:
@@ -232,7 +233,7 @@ class Journal:
     async def _write(self, data: bytes, lines: int, *, sync: bool = False,
                      durable: bool = False) -> None:
         """Write ``data``: readings that fit INLINE_WRITE_BYTES from the loop
-        (``_write_inline``); else in one worker-thread hop that aiofiles runs, or for
+        (``_write_inline``); else in one worker-thread hop, or for
         small durable points from the loop with the fsync in a worker hop. A failed
         fsync leaves the data dirty for the fallback timer; for ``durable`` points it
         raises."""
@@ -245,9 +246,9 @@ class Journal:
         try:
             if small:
                 write_all(fd, data)
-                fsync_error = await self._fsync_in_worker(fd) if sync else None
+                fsync_error = await asyncio.to_thread(self._fsync_blocking, fd) if sync else None
             else:
-                fsync_error = await self._write_in_worker(fd, data, sync)
+                fsync_error = await asyncio.to_thread(self._write_blocking, fd, data, sync)
         except OSError as exc:
             self._write_failed(exc, lines)
             raise
@@ -340,16 +341,17 @@ class Journal:
         # (the pipeline writer is cancelled at shutdown, possibly mid-append), the
         # journal still holds an open file and a consistent position, never a closed
         # file the shutdown drain would fail on.
-        new_file = await aiofiles.open(self.dir / segment_name(self._segment + 1), "ab",
-                                       buffering=0)
+        new_file = await asyncio.to_thread(_open_segment,
+                                          self.dir / segment_name(self._segment + 1))
         closed = self._segment
         old_file, self._file = self._file, new_file
+        assert old_file is not None  # rotated only while open
         self._segment += 1
         self._offset = 0
         if self.cfg.compress:
             self._compress_later(closed)
         self._enforce_bounds()
-        await old_file.close()
+        old_file.close()
 
     def _compress_later(self, number: int) -> None:
         task = asyncio.get_running_loop().create_task(self._compress(number))

@@ -27,9 +27,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DatagramHandler = Callable[[bytes, SourceAddress], None]
 
 
+def _host_arg(host: str) -> bytes | str:
+    """An ASCII host as bytes: a str host makes getaddrinfo load the idna codec (and
+    unicodedata with it, half a megabyte of the daemon's memory)."""
+    return host.encode() if host.isascii() else host
+
+
 def _is_loopback(host: str) -> bool:
     try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(_host_arg(host), None, type=socket.SOCK_DGRAM)
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
@@ -153,7 +159,8 @@ class UdpPort:
 def open_port(host: str, port: int, index: int, on_datagram: DatagramHandler,
               counters: dict[str, int]) -> UdpPort:
     """Bind ``host:port`` (IPv6 sockets v6-only) and start reading it."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    infos = socket.getaddrinfo(_host_arg(host), port, type=socket.SOCK_DGRAM,
+                               flags=socket.AI_PASSIVE)
     family, kind, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, kind, proto)
     if family == socket.AF_INET6:

@@ -6,11 +6,10 @@ call below (the BL09xx drivers go here the same way).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from wattd.errors import ConfigError
+from wattd.errors import ConfigError, did_you_mean
 from wattd.protocols.base import Decoder, SerialSettings
 from wattd.protocols.bl09xx import BL09xxDecoder
 from wattd.protocols.bl0940 import BL0940Decoder
@@ -40,11 +39,11 @@ class DriverSpec:
         merged = dict(self.calibration_defaults)
         for key, value in (overrides or {}).items():
             if key not in merged:
-                hint = difflib.get_close_matches(key, list(merged), n=1)
+                hint = did_you_mean(key, merged)
                 known = ", ".join(sorted(merged)) or "none"
                 raise ConfigError(
                     f"driver {self.name!r} has no calibration key {key!r}"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else f" (known: {known})"),
+                    + (f" (did you mean {hint!r}?)" if hint else f" (known: {known})"),
                     key=f"calibration.{key}")
             merged[key] = float(value)
         return merged
@@ -71,9 +70,9 @@ def get_driver(name: str) -> DriverSpec:
     try:
         return DRIVERS[name]
     except KeyError:
-        hint = difflib.get_close_matches(name, list(DRIVERS), n=1)
+        hint = did_you_mean(name, DRIVERS)
         raise ConfigError(f"unknown serial driver {name!r}"
-                          + (f" (did you mean {hint[0]!r}?)" if hint else
+                          + (f" (did you mean {hint!r}?)" if hint else
                              f" (known: {', '.join(serial_driver_names())})"),
                           key="driver") from None
 

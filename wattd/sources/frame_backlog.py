@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import select
 import threading
@@ -35,21 +34,13 @@ from typing import Protocol
 import structlog
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_reads, settle_pair
+from wattd.sources.port_reads import READ_BYTES, gone_reason
 
-READ_BYTES = 4096
-GONE_ERRNOS = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF}
 STOP_JOIN_S = 2.0
 # A catch-up waits this long at most for a read the thread is stamping (microseconds,
 # unless the thread was preempted mid-stamp), polling every STAMP_POLL_S.
 STAMP_WAIT_S = 0.05
 STAMP_POLL_S = 0.0002
-
-
-def gone_reason(exc: OSError) -> str:
-    """The reconnect reason for a read that failed."""
-    if exc.errno in GONE_ERRNOS:
-        return f"read: {os.strerror(exc.errno or 0)}"
-    return f"read: {exc}"
 
 
 class Deferral(Protocol):

@@ -21,8 +21,7 @@ from wattd.clock.timesource import Clock, clock_pair
 from wattd.protocols.base import DecodeCounters, DecodeError, Measurement, SerialSettings
 from wattd.protocols.polled import PolledCore
 from wattd.sources.polled_source import MeterPortError, Stamped
-
-READ_BYTES = 4096
+from wattd.sources.port_reads import READ_BYTES, gone_reason
 
 
 class SerialPollTransport:
@@ -75,7 +74,7 @@ class SerialPollTransport:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._gone(f"read: {exc.strerror or exc}")
+            self._gone(gone_reason(exc))
             return
         if not data:
             self._gone("end of file")

@@ -26,7 +26,8 @@ from wattd.clock.timesource import SYSTEM_CLOCK, Clock, clock_pair
 from wattd.protocols.base import DecodeError, Decoder, Measurement, SerialSettings
 from wattd.protocols.registry import DriverSpec
 from wattd.readings import Reading
-from wattd.sources.frame_backlog import READ_BYTES, Deferral, FrameBacklog, gone_reason
+from wattd.sources.frame_backlog import Deferral, FrameBacklog
+from wattd.sources.port_reads import READ_BYTES, gone_reason
 from wattd.sources.reconnect import Reconnector
 from wattd.sources.serial_open import open_serial
 
