@@ -189,3 +189,22 @@ async def test_a_rotation_is_awaited_by_the_writer_and_nothing_is_lost(tmp_path:
         await journal.close()
     assert len(list_segments(tmp_path)) >= 3
     assert [parse_line(line).fields["power_w"] for _, line in iter_lines(tmp_path)] == sent
+
+
+async def test_a_reading_that_cannot_be_written_is_dropped_once(journal: Journal) -> None:
+    """A non-finite value has no line protocol: logged and dropped in its cycle, never
+    kept and tried again, and the readings after it are written."""
+    clock = FakeClock()
+    p = Pipeline(journal, clock)
+    await p.start()
+    try:
+        p.on_reading(Reading("m1", clock.boot + clock.offset, clock.boot, float("nan")))
+        await until(lambda: p.progress >= 1)
+        assert p.status()["pending"] == 0
+        assert p.readings_written == 0
+        clock.advance(S)
+        p.on_reading(_reading(clock))
+        await until(lambda: p.readings_written == 1)
+    finally:
+        await p.stop()
+    assert [parse_line(line).fields["power_w"] for _, line in iter_lines(journal.dir)] == [3.5]

@@ -87,9 +87,10 @@ class Pipeline:
         self._cycle_soon = False  # a cycle runs, or a reading has asked for one (call_soon)
         self._slow = asyncio.Event()  # for the writer task: an awaited append, a failure
         self._writing = False  # the writer task awaits an append: no cycle meanwhile
-        self._unplanned: tuple[int, list[Reading]] = (0, [])  # that cycle's plan inputs
+        # the cycle that handed its append to the writer task: its plan inputs and lines
+        self._unplanned: tuple[int, list[Reading], list[str]] = (0, [], [])
         self._failure: Exception | None = None
-        self.retry_s = 0.0  # the next cycle no sooner than this (after disk trouble)
+        self._retry_s = 0.0  # the next cycle no sooner than this (after disk trouble)
         self._readings_at_cycle = 0
         # Sources' kept frames: fed by catch_up(); none kept while urgent() (a stop waits).
         self._urgent = urgent
@@ -172,9 +173,10 @@ class Pipeline:
                 self._slow.clear()
                 if self._failure is not None:
                     raise self._failure
-                await self._write()
+                now_boot_ns, released, lines = self._unplanned
+                await self._write(lines)
                 self._writing = False
-                self._plan_and_arm(*self._unplanned)
+                self._plan_and_arm(now_boot_ns, released)
         finally:
             self._cancel_timer()
             self._loop = None
@@ -194,9 +196,12 @@ class Pipeline:
             ready = self._release(now_boot_ns)
             if ready:
                 self._ready.extend(ready)
-            if self._ready and not self._write_now():
+            lines = self._lines(self._ready) if self._ready else []
+            if not lines:
+                self._ready = []  # nothing, or nothing writable (each one logged)
+            elif not self._write_now(lines):
                 self._writing = True
-                self._unplanned = (now_boot_ns, ready)
+                self._unplanned = (now_boot_ns, ready, lines)
                 self._slow.set()
                 return
             self._plan_and_arm(now_boot_ns, ready)
@@ -206,8 +211,8 @@ class Pipeline:
 
     def _plan_and_arm(self, now_boot_ns: int, released: list[Reading]) -> None:
         self.plan_cycle(now_boot_ns, released)
-        self._arm_timer(self.retry_s)
-        self.retry_s = 0.0
+        self._arm_timer(self._retry_s)
+        self._retry_s = 0.0
         self._cycle_soon = False
 
     def _arm_timer(self, delay_s: float = 0.0) -> None:
@@ -250,31 +255,32 @@ class Pipeline:
                 log.error("reading_unwritable", meter=reading.meter, error=str(exc))
         return lines
 
-    def _write_now(self) -> bool:
-        """Append the ready readings without awaiting; False when the journal must be
-        awaited (``_write``). Disk trouble keeps them for a cycle a second later."""
-        lines = self._lines(self._ready)
+    def _write_now(self, lines: list[str]) -> bool:
+        """Append the ready readings' ``lines`` without awaiting; False when the journal
+        must be awaited (``_write``). Disk trouble keeps them for a cycle a second later."""
         try:
-            if lines and not self.journal.append_now(lines):
+            if not self.journal.append_now(lines):
                 return False
         except OSError:
-            self.retry_s = DISK_RETRY_S
+            self._retry_s = DISK_RETRY_S
             return True
         self._ready = []
         self.readings_written += len(lines)
         return True
 
-    async def _write(self) -> None:
+    async def _write(self, lines: list[str] | None = None) -> None:
+        """Append the ready readings (their ``lines`` when a cycle made them already)."""
         if not self._ready:
             return
         batch, self._ready = self._ready, []
-        lines = self._lines(batch)
+        if lines is None:
+            lines = self._lines(batch)
         try:
             await self.journal.append(lines)
         except OSError:
             # Disk trouble: keep the readings and try again a second later.
             self._ready[:0] = batch
-            self.retry_s = DISK_RETRY_S
+            self._retry_s = DISK_RETRY_S
             return
         self.readings_written += len(lines)
 

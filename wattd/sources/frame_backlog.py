@@ -77,7 +77,7 @@ class FrameBacklog:
         # Set by the thread from a read's stamp to its keeping: a catch-up takes every
         # read stamped before it began, also one the thread had not kept yet (a flag,
         # not a lock: the thread's per-frame work is its CPU share).
-        self.stamping = False
+        self._stamping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_w: int | None = None
@@ -141,9 +141,9 @@ class FrameBacklog:
                 if not data:
                     reason = "end of file"
                     return
-                self.stamping = True
+                self._stamping = True
                 keep((data, realtime(), boottime(), realtime()))
-                self.stamping = False
+                self._stamping = False
                 if deferral.urgent_now or not takes_whole(data):
                     self._wake()
         except Exception as exc:  # noqa: BLE001 - a bug here must end in a reconnect, not silence
@@ -151,7 +151,7 @@ class FrameBacklog:
             structlog.get_logger("wattd.sources").error(
                 "meter reader thread failed", meter=self.name, error=repr(exc))
         finally:
-            self.stamping = False
+            self._stamping = False
             os.close(stop_r)
             if reason:
                 self._wake()
@@ -170,7 +170,7 @@ class FrameBacklog:
     def catch_up(self) -> None:
         """In the event loop: feed every kept read, oldest first."""
         self._wake_pending = False
-        if self.stamping:
+        if self._stamping:
             self._wait_stamped()
         frames = self._frames
         if not frames:
@@ -188,7 +188,7 @@ class FrameBacklog:
         """A read is being stamped (the thread lost the interpreter mid-stamp): let it
         be kept, for at most STAMP_WAIT_S."""
         deadline = time.monotonic() + STAMP_WAIT_S
-        while self.stamping and time.monotonic() < deadline:
+        while self._stamping and time.monotonic() < deadline:
             time.sleep(STAMP_POLL_S)
 
     def __len__(self) -> int:
