@@ -74,3 +74,10 @@ def parse_listen(text: str, default_port: int = 9288) -> tuple[str, int]:
             raise ValueError(f"bad address {text.strip()!r}: host must be an IP address"
                              ) from None
     return host, port
+
+
+def resolver_host(host: str) -> bytes | str:
+    """``host`` as getaddrinfo should get it: ASCII as bytes (a str host makes
+    getaddrinfo load the idna codec, and unicodedata with it: milliseconds of a
+    `wattd mark`, half a megabyte of the daemon), anything else as it is."""
+    return host.encode() if host.isascii() else host

@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from wattd.clock.timesource import SYSTEM_CLOCK, Clock
-from wattd.netaddr import split_host_port
+from wattd.netaddr import resolver_host, split_host_port
 
 NTP_PORT = 123
 NTP_PACKET = struct.Struct("!BBbb II 4s QQQQ")  # 48 bytes
@@ -116,7 +116,7 @@ def query(host: str, port: int = NTP_PORT, *, timeout_s: float = 2.0, attempts: 
           clock: Clock = SYSTEM_CLOCK) -> SntpResult:
     """One SNTP exchange (retried on timeout). Raises SntpError."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(resolver_host(host), port, type=socket.SOCK_DGRAM)
     except OSError as exc:
         raise SntpError(f"cannot resolve {host}: {exc}") from None
     family, _, _, _, address = infos[0]

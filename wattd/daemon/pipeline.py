@@ -196,7 +196,7 @@ class Pipeline:
             ready = self._release(now_boot_ns)
             if ready:
                 self._ready.extend(ready)
-            lines = self._lines(self._ready) if self._ready else []
+            lines = self._lines(self._ready)
             if not lines:
                 self._ready = []  # nothing, or nothing writable (each one logged)
             elif not self._write_now(lines):

@@ -37,16 +37,16 @@ log = get_logger("wattd.journal")
 
 FsyncFn = Callable[[int], None]
 
-
-def _open_segment(path: Path) -> io.FileIO:
-    """A segment opened for appending, unbuffered (writes go straight to its fd)."""
-    return open(path, "ab", buffering=0)
-
 # Appends up to this size are written from the event loop: copying a few KiB into
 # the page cache takes microseconds, less than a worker-thread hop (a futex wake-up,
 # a self-pipe write, one more loop wake-up). Bigger writes (a burst after a hold)
 # and fsyncs run in threads, so a slow disk stalls those, not the stamping.
 INLINE_WRITE_BYTES = 64 * 1024
+
+
+def _open_segment(path: Path) -> io.FileIO:
+    """A segment opened for appending, unbuffered (writes go straight to its fd)."""
+    return open(path, "ab", buffering=0)
 
 
 class Journal:

@@ -19,7 +19,7 @@ import time
 from wattd.backoff import Backoff
 from wattd.errors import MarkerInputError, WattdError
 from wattd.markers import wire
-from wattd.netaddr import split_host_port
+from wattd.netaddr import resolver_host, split_host_port
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class MarkerClient:
     def __init__(self, to: str | None = None, *, secret: bytes | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES) -> None:
         host, port = parse_target(to)
-        infos = _socket.getaddrinfo(host.encode() if host.isascii() else host, port,
+        infos = _socket.getaddrinfo(resolver_host(host), port,
                                     type=_socket.SOCK_DGRAM)
         if not infos:
             raise NoReplyError(f"cannot resolve {host!r}")

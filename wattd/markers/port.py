@@ -15,6 +15,7 @@ from wattd.errors import ConfigError
 from wattd.logsetup import get_logger
 from wattd.markers import wire
 from wattd.markers.events import SourceAddress
+from wattd.netaddr import resolver_host
 
 log = get_logger("wattd.markers")
 
@@ -27,15 +28,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DatagramHandler = Callable[[bytes, SourceAddress], None]
 
 
-def _host_arg(host: str) -> bytes | str:
-    """An ASCII host as bytes: a str host makes getaddrinfo load the idna codec (and
-    unicodedata with it, half a megabyte of the daemon's memory)."""
-    return host.encode() if host.isascii() else host
-
-
 def _is_loopback(host: str) -> bool:
     try:
-        infos = socket.getaddrinfo(_host_arg(host), None, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(resolver_host(host), None, type=socket.SOCK_DGRAM)
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
@@ -159,7 +154,7 @@ class UdpPort:
 def open_port(host: str, port: int, index: int, on_datagram: DatagramHandler,
               counters: dict[str, int]) -> UdpPort:
     """Bind ``host:port`` (IPv6 sockets v6-only) and start reading it."""
-    infos = socket.getaddrinfo(_host_arg(host), port, type=socket.SOCK_DGRAM,
+    infos = socket.getaddrinfo(resolver_host(host), port, type=socket.SOCK_DGRAM,
                                flags=socket.AI_PASSIVE)
     family, kind, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, kind, proto)

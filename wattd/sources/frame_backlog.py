@@ -175,11 +175,9 @@ class FrameBacklog:
         frames = self._frames
         if not frames:
             return
-        taken = []
-        while frames:  # popleft, not a copy and a clear: the thread may keep meanwhile
-            taken.append(frames.popleft())
         feed, clock = self._feed, self._clock
-        for data, rt1, boot, rt2 in taken:
+        while frames:  # popleft, not a copy and a clear: the thread may keep meanwhile
+            data, rt1, boot, rt2 = frames.popleft()
             feed(data, *settle_pair(clock, rt1, boot, rt2))
         if self._after is not None:
             self._after()
