@@ -1,15 +1,18 @@
 """Drain rate of a journal backlog into VictoriaMetrics (v2 sink) and InfluxDB 1.6 (v1 sink).
 
 Builds a journal of N `wattd_power` points (default 1 000 000, in gzip-closed
-segments, as after an outage), then, against fresh servers started here:
+segments, as after an outage), then, each measurement against a fresh server
+started for it, in alternated rounds (``--repeats``, default 3):
 - reference: the same pre-formatted lines written from memory in batches of the
   same size, with influxdb-client (VictoriaMetrics) or a plain urllib3 POST to
   /write (InfluxDB 1.6), same gzip setting;
 - wattd: a Delivery reading the journal from its start until caught up.
-Prints one JSON object: rates (points/s), ratio wattd/reference (target >= 0.6),
-and the point counts found in each database afterwards (nothing lost).
+Prints one JSON object: median rates (points/s), ratio wattd/reference of the
+medians (targets: 0.6 against influxdb-client, 0.9 against the plain POST) and
+per round, and the point counts found in each database afterwards (nothing lost).
 
-    .venv/bin/python bench/bench_drain.py [--points N] [--batch-size B] [--no-gzip]
+    .venv/bin/python bench/bench_drain.py [--points N] [--batch-size B] [--repeats R]
+                                          [--no-gzip]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -109,18 +113,47 @@ def victoria_count(server: VictoriaMetrics, meter: str) -> int:
                server.export(f'wattd_power_energy_j{{meter="{meter}"}}'))
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def rounds(n: int, repeats: int, measure_ref: Callable[[int], tuple[float, int]],
+           measure_ours: Callable[[int], tuple[float, int]]) -> dict[str, object]:
+    """`repeats` alternated rounds (reference first in even rounds, wattd first in odd
+    ones), each measurement on a fresh server: neither side drains into a database
+    still busy with the other's points (InfluxDB 1.6 compacts them meanwhile)."""
+    ref_s: list[float] = []
+    ours_s: list[float] = []
+    stored_ref: list[int] = []
+    stored_ours: list[int] = []
+    for r in range(repeats):
+        order = [(measure_ref, ref_s, stored_ref), (measure_ours, ours_s, stored_ours)]
+        for measure, times, stored in (order if r % 2 == 0 else order[::-1]):
+            elapsed, count = measure(r)
+            times.append(elapsed)
+            stored.append(count)
+    ref, ours = median(ref_s), median(ours_s)
+    return {"reference_points_per_s": round(n / ref), "wattd_drain_points_per_s": round(n / ours),
+            "ratio": round(ref / ours, 3),
+            "ratios_per_round": [round(a / b, 3) for a, b in zip(ref_s, ours_s, strict=True)],
+            "stored_reference": min(stored_ref), "stored_wattd": min(stored_ours)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-gzip", action="store_true")
     args = parser.parse_args()
     n, batch, use_gzip = args.points, args.batch_size, not args.no_gzip
-    result: dict[str, object] = {"points": n, "batch_size": batch, "gzip": use_gzip}
+    result: dict[str, object] = {"points": n, "batch_size": batch, "gzip": use_gzip,
+                                 "repeats": args.repeats}
     with tempfile.TemporaryDirectory(prefix="wattd-bench-drain-") as tmp:
         tmp_path = Path(tmp)
-        ref_v2_lines = make_lines(n, "ref")
-        ref_v1_lines = ref_v2_lines
+        ref_lines = make_lines(n, "ref")
         ours_lines = make_lines(n, "wattd")
         t = time.perf_counter()
         journal_bytes = asyncio.run(build_journal(tmp_path / "journal", ours_lines))
@@ -129,33 +162,38 @@ def main() -> None:
         result["journal_bytes_uncompressed"] = sum(len(s) + 1 for s in ours_lines)
         del ours_lines
 
-        with VictoriaMetrics(tmp_path / "vm") as vm:
-            ref_s = reference_v2(vm.url, ref_v2_lines, batch, use_gzip)
-            cfg = InfluxConfig(url=vm.url, api="v2", org="wattd", bucket="wattd",
-                               batch_size=batch, gzip=use_gzip, name="bench-vm")
-            ours_s = asyncio.run(drain(cfg, tmp_path / "journal"))
-            result["victoria"] = {
-                "reference_influxdb_client_points_per_s": round(n / ref_s),
-                "wattd_drain_points_per_s": round(n / ours_s),
-                "ratio": round(ref_s / ours_s, 3),
-                "stored_reference": victoria_count(vm, "ref"),
-                "stored_wattd": victoria_count(vm, "wattd"),
-            }
-        with InfluxDB1(tmp_path / "influx") as influx:
-            influx.create_database("ref")
-            influx.create_database("wattd")
-            ref_s = reference_v1(influx.url, "ref", ref_v1_lines, batch, use_gzip)
-            cfg = InfluxConfig(url=influx.url, api="v1", database="wattd", batch_size=batch,
-                               gzip=use_gzip, name="bench-influx")
-            ours_s = asyncio.run(drain(cfg, tmp_path / "journal"))
-            result["influxdb_1_6"] = {
-                "reference_plain_post_points_per_s": round(n / ref_s),
-                "wattd_drain_points_per_s": round(n / ours_s),
-                "ratio": round(ref_s / ours_s, 3),
-                "stored_reference": influx.count("ref", "wattd_power", "energy_j"),
-                "stored_wattd": influx.count("wattd", "wattd_power", "energy_j"),
-            }
-    result["target_ratio"] = 0.6
+        def v2_ref(r: int) -> tuple[float, int]:
+            with VictoriaMetrics(tmp_path / f"vm-ref-{r}") as vm:
+                return reference_v2(vm.url, ref_lines, batch, use_gzip), victoria_count(vm, "ref")
+
+        def v2_ours(r: int) -> tuple[float, int]:
+            with VictoriaMetrics(tmp_path / f"vm-wattd-{r}") as vm:
+                cfg = InfluxConfig(url=vm.url, api="v2", org="wattd", bucket="wattd",
+                                   batch_size=batch, gzip=use_gzip, name=f"bench-vm-{r}")
+                elapsed = asyncio.run(drain(cfg, tmp_path / "journal"))
+                return elapsed, victoria_count(vm, "wattd")
+
+        def v1_ref(r: int) -> tuple[float, int]:
+            with InfluxDB1(tmp_path / f"influx-ref-{r}") as influx:
+                influx.create_database("ref")
+                elapsed = reference_v1(influx.url, "ref", ref_lines, batch, use_gzip)
+                return elapsed, influx.count("ref", "wattd_power", "energy_j")
+
+        def v1_ours(r: int) -> tuple[float, int]:
+            with InfluxDB1(tmp_path / f"influx-wattd-{r}") as influx:
+                influx.create_database("wattd")
+                cfg = InfluxConfig(url=influx.url, api="v1", database="wattd",
+                                   batch_size=batch, gzip=use_gzip, name=f"bench-influx-{r}")
+                elapsed = asyncio.run(drain(cfg, tmp_path / "journal"))
+                return elapsed, influx.count("wattd", "wattd_power", "energy_j")
+
+        victoria = rounds(n, args.repeats, v2_ref, v2_ours)
+        victoria["reference_influxdb_client_points_per_s"] = victoria.pop("reference_points_per_s")
+        result["victoria"] = victoria
+        influx_v1 = rounds(n, args.repeats, v1_ref, v1_ours)
+        influx_v1["reference_plain_post_points_per_s"] = influx_v1.pop("reference_points_per_s")
+        result["influxdb_1_6"] = influx_v1
+    result["target_ratio"] = {"victoria": 0.6, "influxdb_1_6": 0.9}
     print(json.dumps(result))
 
 

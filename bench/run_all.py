@@ -212,7 +212,7 @@ BENCHES = [
     Bench("memory", ["--seconds", "60"], ["--seconds", "5", "--only", "journal"], rows_memory),
     Bench("probe", ["--seconds", "30"], ["--quick"], rows_probe),
     Bench("report", [], ["--readings", "200000", "--runs", "20"], rows_report),
-    Bench("drain", [], ["--points", "20000"], rows_drain),
+    Bench("drain", [], ["--points", "20000", "--repeats", "1"], rows_drain),
     Bench("ingest", [], ["--meters", "2", "--readings", "5000"], rows_ingest),
     Bench("fidelity", ["--runs", "200"], ["--quick"], rows_fidelity),
     Bench("fleet", [], ["--daemons", "10", "--rounds", "5", "--meters", "10", "--runs", "50"],

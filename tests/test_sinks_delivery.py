@@ -438,6 +438,26 @@ async def test_type_conflict_lines_isolated_and_counted(influxdb_server: InfluxD
     assert influx_points(influxdb_server, influx_db, "tc") == expected_points(good)
 
 
+async def test_refused_batch_in_a_backlog_keeps_the_batches_after_it(
+        influxdb_server: InfluxDB1, influx_db: str, journal: Journal) -> None:
+    """A backlog's next batch is read while one is on the wire; when that one is
+    refused (bisected here), the batch read ahead is read again, not skipped."""
+    seed = format_line("wattd_power", {"meter": "seed"}, {"power_w": 1.0}, T0_NS - 1000)
+    assert influxdb_server.write(influx_db, seed)[0] == 204  # power_w is a float now
+    lines = power_lines(500, "bk")
+    lines[37] = format_line("wattd_power", {"meter": "bk"}, {"power_w": 5}, T0_NS + 37_000_000)
+    await journal.append(lines)
+    delivery = delivery_for(v1_cfg(influxdb_server, influx_db, batch_size=100,
+                                   flush_interval_s=5.0), journal)
+    delivery.start()
+    await drained(delivery, journal)
+    await delivery.stop()
+    assert delivery.status()["dropped_points"] == 1
+    assert delivery.delivered_points == 499
+    good = [line for i, line in enumerate(lines) if i != 37]
+    assert influx_points(influxdb_server, influx_db, "bk") == expected_points(good)
+
+
 # -- credentials ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("grant", "first_password", "status_code"), [

@@ -25,6 +25,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,13 @@ class Delivery:
         self.last_success_at: float | None = None
         self.retry_in_s: float | None = None  # the last delay chosen (Retry-After honoured)
         self._avg_line_bytes = 150.0
+        self._ahead: ThreadPoolExecutor | None = None  # reads the next batch of a backlog
+
+    def _ahead_pool(self) -> ThreadPoolExecutor:
+        if self._ahead is None:
+            self._ahead = ThreadPoolExecutor(max_workers=1,
+                                             thread_name_prefix=f"read-{self.name}")
+        return self._ahead
 
     @property
     def cursor(self) -> Position:
@@ -157,6 +165,9 @@ class Delivery:
             pass
         finally:
             self._reader.close()
+            if self._ahead is not None:
+                self._ahead.shutdown(wait=False)
+                self._ahead = None
         self.state = "stopped"
         log.info("delivery_stop", sink=self.name, delivered=self.delivered_points,
                  dropped=self.dropped_points, backlog_bytes=self.backlog_bytes())
@@ -235,11 +246,27 @@ class Delivery:
         if post is None:
             return False
         after = self._buf_end
+        pull = self._reader.pull
+        # A full batch means a backlog: the next one is read (and gunzipped) while this
+        # one is on the wire, in the reading thread (the database is the bottleneck).
+        ahead_pool = self._ahead_pool() if count >= self.batch_size else None
 
         def job() -> tuple[list[bytes], int, Position, int]:
-            post(batch)
+            if ahead_pool is None:
+                post(batch)
+                self.cursors.save(self.name, end)
+                return pull(self.batch_size, after)
+            ahead = ahead_pool.submit(pull, self.batch_size, after)
+            try:
+                post(batch)
+            except BaseException:
+                # Not acknowledged: the reader went past what the retry path asks for.
+                with contextlib.suppress(Exception):
+                    ahead.result()
+                self._reader.close()
+                raise
             self.cursors.save(self.name, end)
-            return self._reader.pull(self.batch_size, after)
+            return ahead.result()
 
         try:
             pulled = await asyncio.to_thread(job)
