@@ -222,6 +222,27 @@ def test_restart_mid_run_reopens_with_gap(daemon_factory: object) -> None:
     assert run.fields["gap_s"] > 1.0
 
 
+def test_a_result_after_a_restart_joins_its_run(daemon_factory: object) -> None:
+    daemon = daemon_factory()  # type: ignore[operator]
+    start = send_marker("start", "before-restart", to=daemon.to, tags={"lang": "rust"})
+    assert start.ok, start
+    time.sleep(0.3)
+    assert send_marker("stop", "before-restart", to=daemon.to).ok
+    daemon.stop()
+    daemon.start()
+    reply = send_marker("result", "before-restart", to=daemon.to, tags={"requests": "500"})
+    assert reply.ok, reply
+    assert send_marker("result", "never-ran", to=daemon.to,
+                       tags={"requests": "1"}).code == "unknown"
+    (started,) = [p for p in daemon.points("wattd_marker")
+                  if p.tags["run"] == "before-restart" and p.tags["verb"] == "start"]
+    daemon.wait_until(lambda: any(p.tags["run"] == "before-restart"
+                                  for p in daemon.points("wattd_result")), "the result journaled")
+    (result,) = [p for p in daemon.points("wattd_result") if p.tags["run"] == "before-restart"]
+    assert result.tags["lang"] == "rust"
+    assert result.fields == {"requests": 500.0, "run_start_ns": started.t_ns}
+
+
 def test_cli_mark_and_status_exit_codes(daemon_factory: object) -> None:
     daemon = daemon_factory()  # type: ignore[operator]
     base = [sys.executable, "-m", "wattd"]
