@@ -80,6 +80,7 @@ def test_nth_newline() -> None:
         truth = [i for i, c in enumerate(block) if c == 0x0A]
         for k in range(1, len(truth) + 1):
             assert nth_newline(block, k) == truth[k - 1]
+            assert nth_newline(block, k, len(truth)) == truth[k - 1]
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -252,21 +252,19 @@ class Delivery:
         ahead_pool = self._ahead_pool() if count >= self.batch_size else None
 
         def job() -> tuple[list[bytes], int, Position, int]:
-            if ahead_pool is None:
-                post(batch)
-                self.cursors.save(self.name, end)
-                return pull(self.batch_size, after)
-            ahead = ahead_pool.submit(pull, self.batch_size, after)
+            ahead = None if ahead_pool is None else ahead_pool.submit(pull, self.batch_size,
+                                                                       after)
             try:
                 post(batch)
             except BaseException:
-                # Not acknowledged: the reader went past what the retry path asks for.
-                with contextlib.suppress(Exception):
-                    ahead.result()
-                self._reader.close()
+                if ahead is not None:
+                    # Not acknowledged: the reader went past what the retry path asks for.
+                    with contextlib.suppress(Exception):
+                        ahead.result()
+                    self._reader.close()
                 raise
             self.cursors.save(self.name, end)
-            return ahead.result()
+            return pull(self.batch_size, after) if ahead is None else ahead.result()
 
         try:
             pulled = await asyncio.to_thread(job)
