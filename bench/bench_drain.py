@@ -28,6 +28,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -112,12 +113,6 @@ async def drain(cfg: InfluxConfig, journal_dir: Path) -> float:
 def victoria_count(server: VictoriaMetrics, meter: str) -> int:
     return sum(len(s["timestamps"]) for s in
                server.export(f'wattd_power_energy_j{{meter="{meter}"}}'))
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def rounds(n: int, repeats: int, measure_ref: Callable[[int], tuple[float, int]],

@@ -19,16 +19,15 @@ from wattd.journal.segments import Position
 MAX_BATCH_BYTES = 8 << 20  # keep a request well under InfluxDB 1.x's 25 MB body limit
 
 
-def nth_newline(block: bytes, k: int, newlines: int | None = None) -> int:
-    """Index of the k-th (1-based) newline of `block`, which has at least k
-    (``newlines``: how many it has, when the caller knows). A guess from the mean
-    line length, then a few `find`s: C speed, counting the shorter side of the guess."""
-    total = block.count(b"\n") if newlines is None else newlines
-    guess = min(len(block), k * len(block) // (total + 1))
+def nth_newline(block: bytes, k: int, newlines: int) -> int:
+    """Index of the k-th (1-based) newline of `block`, which has ``newlines`` >= k of
+    them. A guess from the mean line length, then a few `find`s: C speed, counting
+    the shorter side of the guess."""
+    guess = min(len(block), k * len(block) // (newlines + 1))
     if guess <= len(block) // 2:
         seen = block.count(b"\n", 0, guess)
     else:
-        seen = total - block.count(b"\n", guess)
+        seen = newlines - block.count(b"\n", guess)
     idx = guess
     if seen >= k:
         for _ in range(seen - k + 1):
