@@ -165,8 +165,10 @@ class StopBook:
         return energy, interval.counter.result(interval.stop_boot_ns)
 
     def _stepped(self, interval: Interval) -> bool:
-        stop_boot = interval.stop_boot_ns if interval.stop_boot_ns is not None else 0
-        return self.clock_step is not None and self.clock_step(interval.start_boot_ns, stop_boot)
+        """Did the realtime clock step within the (closed) interval?"""
+        if self.clock_step is None or interval.stop_boot_ns is None:
+            return False
+        return self.clock_step(interval.start_boot_ns, interval.stop_boot_ns)
 
     def _line(self, interval: Interval, energy: EnergyResult | None, counter: float | None, *,
               aborted: bool = False) -> str:
