@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,36 @@ async def test_a_reading_that_cannot_be_written_is_dropped_once(journal: Journal
     finally:
         await p.stop()
     assert [parse_line(line).fields["power_w"] for _, line in iter_lines(journal.dir)] == [3.5]
+
+
+async def test_a_stop_while_the_writer_awaits_an_append_loses_nothing(journal: Journal) -> None:
+    """Shutdown while the writer task awaits an append (here the journal is busy with a
+    marker's durable append, whose fsync waits for a worker thread the test holds): the
+    stop lets that append finish, so its readings are written, not dropped."""
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(executor)
+    release = threading.Event()
+    loop.run_in_executor(None, release.wait)  # the worker thread is busy until released
+    clock = FakeClock()
+    p = Pipeline(journal, clock)
+    await p.start()
+    marker = 'wattd_marker,run=r,verb=start source="t" 1700000000000000000'
+    durable = asyncio.create_task(journal.append([marker], durable=True))
+    try:
+        await _yield()
+        assert not journal.append_now(["x v=1 1"]), "the durable append holds the journal"
+        p.on_reading(_reading(clock))  # due at once: the cycle cannot append, the writer must
+        await _yield()
+        assert p.readings_in == 1
+        assert p.readings_written == 0  # the writer task awaits the journal with it
+        stopping = asyncio.create_task(p.stop())
+        await _yield()
+        assert not stopping.done(), "the stop waits for the append in progress"
+    finally:
+        release.set()
+    await stopping
+    await durable
+    assert p.readings_written == 1
+    lines = [parse_line(line) for _, line in iter_lines(journal.dir)]
+    assert [point.measurement for point in lines] == ["wattd_marker", "wattd_power"]

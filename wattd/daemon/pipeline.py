@@ -42,6 +42,8 @@ MAX_BATCH_SHARE = 0.6
 QUIET_SLACK_S = 0.15
 # After an append failed (disk trouble) the readings are kept for a cycle this late.
 DISK_RETRY_S = 1.0
+# At shutdown, an append the writer task awaits gets this long to finish.
+STOP_APPEND_WAIT_S = 10.0
 
 
 class Stage(Protocol):
@@ -87,6 +89,7 @@ class Pipeline:
         self._cycle_soon = False  # a cycle runs, or a reading has asked for one (call_soon)
         self._slow = asyncio.Event()  # for the writer task: an awaited append, a failure
         self._writing = False  # the writer task awaits an append: no cycle meanwhile
+        self._stopping = False  # stop() was called: no cycle, the writer ends after its append
         # the cycle that handed its append to the writer task: its plan inputs and lines
         self._unplanned: tuple[int, list[Reading], list[str]] = (0, [], [])
         self._failure: Exception | None = None
@@ -144,15 +147,22 @@ class Pipeline:
         return released
 
     async def start(self) -> None:
+        self._stopping = False
         run = self.run()
         self.writer = (self._spawn("pipeline", run) if self._spawn is not None
                        else asyncio.ensure_future(run))
 
     async def stop(self) -> None:
-        """Stop the cycles and the writer, then write everything the stages still hold."""
-        if self.writer is not None:
-            self.writer.cancel()
-            await asyncio.gather(self.writer, return_exceptions=True)
+        """Stop the cycles and the writer, then write everything the stages still hold.
+        An append the writer awaits is let finish (its readings have left the stages);
+        only one that takes longer than STOP_APPEND_WAIT_S is cancelled."""
+        writer = self.writer
+        if writer is not None:
+            self._stopping = True
+            if self._writing:
+                await asyncio.wait({writer}, timeout=STOP_APPEND_WAIT_S)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         await self.drain()
 
     async def run(self) -> None:
@@ -176,6 +186,8 @@ class Pipeline:
                 now_boot_ns, released, lines = self._unplanned
                 await self._write(lines)
                 self._writing = False
+                if self._stopping:
+                    return
                 self._plan_and_arm(now_boot_ns, released)
         finally:
             self._cancel_timer()
@@ -184,7 +196,7 @@ class Pipeline:
     def _cycle(self) -> None:
         """One cycle (timer or reading): feed kept frames, release, append, plan."""
         self._cancel_timer()  # a reading's cycle comes before the timer's
-        if self._writing or self._loop is None:
+        if self._writing or self._loop is None or self._stopping:
             self._cycle_soon = False
             return  # the writer task awaits an append (it plans the next cycle), or stopped
         self._cycle_soon = True  # the readings catch_up feeds start no second cycle
