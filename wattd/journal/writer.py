@@ -338,9 +338,9 @@ class Journal:
     async def _rotate(self) -> None:
         await self._sync_now()
         # Open the next segment before closing this one: cancelled at any await here
-        # (the pipeline writer is cancelled at shutdown, possibly mid-append), the
-        # journal still holds an open file and a consistent position, never a closed
-        # file the shutdown drain would fail on.
+        # (a shutdown cancels a pipeline append that outlasts its STOP_APPEND_WAIT_S),
+        # the journal still holds an open file and a consistent position, never a
+        # closed file the shutdown drain would fail on.
         new_file = await asyncio.to_thread(_open_segment,
                                           self.dir / segment_name(self._segment + 1))
         closed = self._segment
